@@ -1,0 +1,159 @@
+"""Generator and discriminator builders: a config in, a ``keras.Model`` out.
+
+Generator I/O contract (every tier):
+    input  ``(batch, H, W, 3)`` float32 RGB in the uint8 range [0, 255] (raw frames);
+    output ``(batch, H * scale, W * scale, 3)`` float32 RGB, roughly [0, 255].
+
+The output is deliberately not clipped (clipping zeroes the gradient of saturated pixels);
+callers clip when they convert to uint8. Normalisation lives inside the graph so an exported
+generator needs no pre/post-processing code next to it.
+
+Every generator predicts a residual over the bicubic upsampling of its input, and its last
+convolution starts at zero, so a freshly built generator *is* bicubic upsampling. Training can
+only move it away from that baseline; with plain ReLU and default init the fast net was seen to
+die and collapse onto the bicubic skip, which PReLU plus the zero-initialised last conv fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from models.layers import PixelShuffle  # noqa: F401  (import registers the layer for loading)
+from videoboost.config import DiscriminatorConfig, GeneratorConfig
+
+__all__ = [
+    "GENERATORS",
+    "build_discriminator",
+    "build_fast",
+    "build_generator",
+    "build_quality",
+]
+
+
+def _prelu(name: str | None = None) -> keras.layers.PReLU:
+    # One alpha per channel (shared over H and W) so the net stays size-agnostic; starting at
+    # 0.1 instead of 0 keeps negative units alive early in training.
+    return keras.layers.PReLU(
+        alpha_initializer=keras.initializers.Constant(0.1), shared_axes=[1, 2], name=name
+    )
+
+
+def _conv(filters: int, kernel: int, name: str | None = None, **kwargs) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(filters, kernel, padding="same", name=name, **kwargs)
+
+
+def _upsample_head(x: keras.KerasTensor, lr01: keras.KerasTensor, scale: int) -> keras.KerasTensor:
+    """Turn trunk features into the [0, 255] output: sub-pixel residual plus bicubic skip."""
+    # Zero kernel (and zero bias): the residual is exactly 0 at init, so output == bicubic.
+    x = _conv(3 * scale * scale, 3, name="to_subpixels", kernel_initializer="zeros")(x)
+    x = PixelShuffle(scale, name="pixel_shuffle")(x)
+    skip = keras.layers.UpSampling2D(scale, interpolation="bicubic", name="bicubic_skip")(lr01)
+    x = keras.layers.Add(name="add_bicubic")([x, skip])
+    return keras.layers.Rescaling(255.0, name="to_255")(x)
+
+
+def _generator_input() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    lr = keras.Input(shape=(None, None, 3), dtype="float32", name="lr")
+    return lr, keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(lr)
+
+
+def build_fast(cfg: GeneratorConfig) -> keras.Model:
+    """ESPCN-class generator: three convolutions, pixel shuffle, bicubic skip.
+
+    Layers: conv5x5 -> ``filters``, PReLU, conv3x3 -> ``filters // 2``, PReLU,
+    conv3x3 -> ``3 * s * s`` (zero init), PixelShuffle(s), + bicubic(input).
+    About 37 k parameters at ``filters=64, scale=4``.
+
+    Args:
+        cfg: Generator settings; uses ``scale`` and ``filters`` (``blocks`` is ignored).
+
+    Returns:
+        Model mapping ``(B, H, W, 3)`` in [0, 255] to ``(B, H*s, W*s, 3)`` in ~[0, 255],
+        named ``videoboost_fast_x{s}``.
+    """
+    lr, x0 = _generator_input()
+    x = _conv(cfg.filters, 5, name="conv1")(x0)
+    x = _prelu("prelu1")(x)
+    x = _conv(max(cfg.filters // 2, 1), 3, name="conv2")(x)
+    x = _prelu("prelu2")(x)
+    sr = _upsample_head(x, x0, cfg.scale)
+    return keras.Model(lr, sr, name=f"videoboost_fast_x{cfg.scale}")
+
+
+def build_quality(cfg: GeneratorConfig) -> keras.Model:
+    """Residual generator (SRResNet/EDSR-lite, no batch norm), pixel shuffle, bicubic skip.
+
+    Layers: conv3x3 -> ``filters``; ``blocks`` x (conv3x3, PReLU, conv3x3, add);
+    conv3x3 + long skip from the first conv; conv3x3 -> ``3 * s * s`` (zero init);
+    PixelShuffle(s); + bicubic(input). About 172 k parameters at
+    ``filters=32, blocks=8, scale=4``.
+
+    Args:
+        cfg: Generator settings; uses ``scale``, ``filters`` and ``blocks``.
+
+    Returns:
+        Model mapping ``(B, H, W, 3)`` in [0, 255] to ``(B, H*s, W*s, 3)`` in ~[0, 255],
+        named ``videoboost_quality_x{s}``.
+    """
+    lr, x0 = _generator_input()
+    head = _conv(cfg.filters, 3, name="head")(x0)
+    x = head
+    for i in range(cfg.blocks):
+        y = _conv(cfg.filters, 3, name=f"block{i}_conv1")(x)
+        y = _prelu(f"block{i}_prelu")(y)
+        y = _conv(cfg.filters, 3, name=f"block{i}_conv2")(y)
+        x = keras.layers.Add(name=f"block{i}_add")([x, y])
+    x = _conv(cfg.filters, 3, name="trunk_out")(x)
+    x = keras.layers.Add(name="long_skip")([head, x])
+    sr = _upsample_head(x, x0, cfg.scale)
+    return keras.Model(lr, sr, name=f"videoboost_quality_x{cfg.scale}")
+
+
+GENERATORS: dict[str, Callable[[GeneratorConfig], keras.Model]] = {
+    "fast": build_fast,
+    "quality": build_quality,
+}
+
+
+def build_generator(cfg: GeneratorConfig) -> keras.Model:
+    """Build the generator of tier ``cfg.tier`` (see :data:`GENERATORS`).
+
+    Raises:
+        ValueError: ``cfg.tier`` is not a key of :data:`GENERATORS`.
+    """
+    try:
+        builder = GENERATORS[cfg.tier]
+    except KeyError:
+        raise ValueError(
+            f"unknown generator tier {cfg.tier!r}; valid tiers: {', '.join(sorted(GENERATORS))}"
+        ) from None
+    return builder(cfg)
+
+
+def build_discriminator(cfg: DiscriminatorConfig) -> keras.Model:
+    """VGG-style patch discriminator (no batch norm).
+
+    ``blocks`` x (conv3x3 stride 1, LeakyReLU 0.2, conv3x3 stride 2, LeakyReLU 0.2), the width
+    starting at ``filters`` and doubling every block, then a 3x3 conv to one channel. Being fully
+    convolutional, it scores any HR patch size.
+
+    Args:
+        cfg: Discriminator settings (``filters``, ``blocks``).
+
+    Returns:
+        Model mapping ``(B, H, W, 3)`` RGB in [0, 255] to a logit map
+        ``(B, ceil(H / 2**blocks), ceil(W / 2**blocks), 1)`` (unbounded; > 0 means "real").
+    """
+    hr = keras.Input(shape=(None, None, 3), dtype="float32", name="image")
+    # Centred input ([-1, 1]) suits a net without normalisation layers better than [0, 1].
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_signed_unit")(hr)
+    for i in range(cfg.blocks):
+        width = cfg.filters * 2**i
+        x = _conv(width, 3, name=f"block{i}_conv")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"block{i}_lrelu")(x)
+        x = _conv(width, 3, name=f"block{i}_down", strides=2)(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"block{i}_down_lrelu")(x)
+    logits = _conv(1, 3, name="logits")(x)
+    return keras.Model(hr, logits, name="videoboost_discriminator")

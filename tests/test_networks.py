@@ -1,0 +1,113 @@
+"""Generator and discriminator builders: shapes, the bicubic-at-init contract, serialisation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from models.layers import PixelShuffle
+from models.networks import (
+    GENERATORS,
+    build_discriminator,
+    build_fast,
+    build_generator,
+    build_quality,
+)
+from videoboost.config import DiscriminatorConfig, GeneratorConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    keras.utils.set_random_seed(0)
+
+
+def _tiny(tier: str, scale: int) -> GeneratorConfig:
+    return GeneratorConfig(tier=tier, scale=scale, filters=4, blocks=1)
+
+
+def _frames(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Random RGB frames, float32 in [0, 255]."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, size=(batch, height, width, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 5])
+@pytest.mark.parametrize("tier", sorted(GENERATORS))
+def test_generator_is_bicubic_at_init(tier: str, scale: int) -> None:
+    gen = build_generator(_tiny(tier, scale))
+    lr = _frames(2, 12, 20)  # non-square, to catch swapped H/W
+    sr = np.asarray(gen(lr))
+    assert gen.name == f"videoboost_{tier}_x{scale}"
+    assert sr.shape == (2, 12 * scale, 20 * scale, 3)
+    assert sr.dtype == np.float32
+    assert np.isfinite(sr).all()
+    # The zero-initialised last conv makes the residual 0: the net starts as its bicubic skip.
+    bicubic = np.asarray(keras.layers.UpSampling2D(scale, interpolation="bicubic")(lr))
+    np.testing.assert_allclose(sr, bicubic, atol=1e-3)
+
+
+def test_parameter_counts_match_reference_sizes() -> None:
+    assert build_fast(GeneratorConfig(tier="fast", filters=64, scale=4)).count_params() == 37_296
+    quality = GeneratorConfig(tier="quality", filters=32, blocks=8, scale=4)
+    assert build_quality(quality).count_params() == 172_240
+
+
+def test_unknown_tier_raises_listing_valid_tiers() -> None:
+    cfg = GeneratorConfig.model_construct(tier="bogus", scale=2, filters=4, blocks=1)
+    with pytest.raises(ValueError, match="bogus.*fast, quality"):
+        build_generator(cfg)
+
+
+def test_pixel_shuffle_config_round_trip() -> None:
+    layer = PixelShuffle(3, name="ps")
+    clone = PixelShuffle.from_config(layer.get_config())
+    assert clone.scale == 3 and clone.name == "ps"
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(restored, PixelShuffle) and restored.scale == 3
+    assert keras.saving.get_registered_name(PixelShuffle) == "videoboost>PixelShuffle"
+    x = _frames(1, 4, 5)[..., :1].repeat(9, axis=-1)
+    assert np.asarray(clone(x)).shape == (1, 12, 15, 1)
+    assert clone.compute_output_shape((None, None, 5, 18)) == (None, None, 15, 2)
+
+
+@pytest.mark.parametrize("tier", sorted(GENERATORS))
+def test_saved_generator_loads_in_fresh_process(tier: str, tmp_path: Path) -> None:
+    gen = build_generator(_tiny(tier, 3))
+    # Move the zero-initialised head so the comparison covers every layer, not just bicubic.
+    for w in gen.weights:
+        w.assign(np.random.default_rng(1).normal(0, 0.1, size=w.shape).astype("float32"))
+    lr = _frames(1, 9, 7)
+    path = tmp_path / "gen.keras"
+    gen.save(path)
+    np.save(tmp_path / "lr.npy", lr)
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras
+        import models.networks  # registers PixelShuffle, nothing else is imported
+        model = keras.saving.load_model({str(path)!r})
+        np.save({str(tmp_path / "sr.npy")!r}, np.asarray(model(np.load({str(tmp_path / "lr.npy")!r}))))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "sr.npy"), np.asarray(gen(lr)), atol=1e-5)
+
+
+def test_discriminator_outputs_patch_map_for_any_size() -> None:
+    disc = build_discriminator(DiscriminatorConfig(filters=4, blocks=2))
+    for height, width in [(32, 32), (48, 40)]:
+        logits = np.asarray(disc(_frames(2, height, width)))
+        assert logits.shape == (2, height // 4, width // 4, 1)
+        assert np.isfinite(logits).all()

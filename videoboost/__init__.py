@@ -1,0 +1,1 @@
+"""VideoBoost core."""

@@ -1,0 +1,211 @@
+"""Great Expectations suite for a built dataset (the only module that imports GX).
+
+The suite runs over the manifest joined with statistics measured from the shards themselves,
+so a manifest that lies about its pixels fails too. It runs through a GX checkpoint that
+writes Data Docs next to the dataset (``gx/uncommitted/data_docs/local_site/index.html``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from videoboost.config import DatasetConfig
+from videoboost.errors import ValidationFailed
+
+SUITE = "videoboost_dataset"
+DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")  # relative to the dataset
+MAX_MEASURED = 20_000  # pairs whose pixels are re-read; beyond this a seeded sample
+
+
+@dataclass
+class Failure:
+    expectation: str
+    column: str | None
+    detail: str
+
+
+@dataclass
+class ValidationResult:
+    success: bool
+    evaluated: int
+    failures: list[Failure] = field(default_factory=list)
+    docs: Path | None = None
+
+    def summary(self) -> dict:
+        return {
+            "success": self.success,
+            "evaluated": self.evaluated,
+            "failures": [f.__dict__ for f in self.failures],
+            "data_docs": str(DOCS),
+        }
+
+    def report(self) -> str:
+        head = f"{self.evaluated - len(self.failures)}/{self.evaluated} expectations hold"
+        lines = [head] + [
+            f"  FAILED {f.expectation}({f.column}): {f.detail}" for f in self.failures
+        ]
+        if self.docs:
+            lines.append(f"  report: {self.docs}")
+        return "\n".join(lines)
+
+    def raise_for_failure(self) -> None:
+        if not self.success:
+            raise ValidationFailed("dataset failed validation:\n" + self.report())
+
+
+def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
+    """Manifest rows plus what the shards really hold (shapes, dtype, stats, hash, alignment)."""
+    df = manifest.copy()
+    if len(df) > MAX_MEASURED:
+        df = df.sample(MAX_MEASURED, random_state=0)
+    keys = [
+        "m_lr_h",
+        "m_lr_w",
+        "m_hr_h",
+        "m_hr_w",
+        "m_dtype",
+        "m_hr_std",
+        "m_hr_mean",
+        "m_hash_ok",
+        "align_mad",
+    ]
+    measured: dict[str, list] = {k: [] for k in keys}
+    for shard, rows in df.groupby("shard", sort=False):
+        with np.load(root / "shards" / shard) as z:
+            lr_all, hr_all = z["lr"], z["hr"]
+        for _, row in rows.iterrows():
+            lr, hr = lr_all[row.shard_index], hr_all[row.shard_index]
+            measured["m_lr_h"].append(lr.shape[0])
+            measured["m_lr_w"].append(lr.shape[1])
+            measured["m_hr_h"].append(hr.shape[0])
+            measured["m_hr_w"].append(hr.shape[1])
+            measured["m_dtype"].append(f"{lr.dtype}/{hr.dtype}")
+            measured["m_hr_std"].append(float(hr.std()))
+            measured["m_hr_mean"].append(float(hr.mean()))
+            measured["m_hash_ok"].append(hashlib.sha1(hr.tobytes()).hexdigest() == row.content_hash)
+            # A misaligned pair shows as a large gap between LR and the shrunk HR.
+            shrunk = cv2.resize(hr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)
+            measured["align_mad"].append(float(np.abs(shrunk.astype(np.float32) - lr).mean()))
+    order = [i for _, rows in df.groupby("shard", sort=False) for i in rows.index]
+    df = df.loc[order].assign(**measured)
+    df["ratio_h"] = df["m_hr_h"] / df["m_lr_h"]
+    df["ratio_w"] = df["m_hr_w"] / df["m_lr_w"]
+    splits_per_hash = manifest.groupby("content_hash")["split"].nunique()
+    df["leaked"] = df["content_hash"].map(splits_per_hash).gt(1)
+    df["split_count"] = df["split"].map(manifest["split"].value_counts())
+    return df.reset_index(drop=True)
+
+
+def build_suite(cfg: DatasetConfig):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    s, p = cfg.scale, cfg.patch
+    # Alignment tolerance: plain downscales stay within a few grey levels; blur, noise and
+    # JPEG add their own difference, so the bound grows with them.
+    d = cfg.degrade
+    align_max = 12.0 + 2.0 * d.noise_sigma + (8.0 if d.jpeg_quality else 0.0) + 4.0 * d.blur_sigma
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=2 * cfg.min_per_split),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=["train", "val"]),
+        gxe.ExpectColumnValuesToBeBetween(column="split_count", min_value=cfg.min_per_split),
+        gxe.ExpectColumnValuesToBeBetween(column="m_lr_h", min_value=p, max_value=p),
+        gxe.ExpectColumnValuesToBeBetween(column="m_lr_w", min_value=p, max_value=p),
+        gxe.ExpectColumnValuesToBeBetween(column="m_hr_h", min_value=s * p, max_value=s * p),
+        gxe.ExpectColumnValuesToBeBetween(column="m_hr_w", min_value=s * p, max_value=s * p),
+        gxe.ExpectColumnValuesToBeInSet(column="m_dtype", value_set=["uint8/uint8"]),
+        gxe.ExpectColumnValuesToBeInSet(column="ratio_h", value_set=[float(s)]),
+        gxe.ExpectColumnValuesToBeInSet(column="ratio_w", value_set=[float(s)]),
+        gxe.ExpectColumnValuesToBeInSet(column="scale", value_set=[s]),
+        gxe.ExpectColumnValuesToBeBetween(column="m_hr_std", min_value=cfg.min_patch_std),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="m_hr_mean", min_value=2.0, max_value=253.0, mostly=0.95
+        ),
+        gxe.ExpectColumnMeanToBeBetween(column="m_hr_mean", min_value=16.0, max_value=240.0),
+        gxe.ExpectColumnValuesToBeUnique(column="content_hash"),
+        gxe.ExpectColumnValuesToBeInSet(column="leaked", value_set=[False]),
+        gxe.ExpectColumnValuesToBeInSet(column="m_hash_ok", value_set=[True]),
+        gxe.ExpectColumnValuesToBeBetween(column="align_mad", max_value=align_max, mostly=0.99),
+    ]
+    suite = gx.ExpectationSuite(name=SUITE)
+    for e in expectations:
+        suite.add_expectation(e)
+    return suite
+
+
+def _detail(result) -> str:
+    r = result.result or {}
+    parts = []
+    if "unexpected_count" in r:
+        parts.append(
+            f"{r['unexpected_count']} of {r.get('element_count', '?')} rows unexpected "
+            f"({r.get('unexpected_percent', 0):.1f}%)"
+        )
+    if r.get("partial_unexpected_list"):
+        parts.append(f"e.g. {r['partial_unexpected_list'][:3]}")
+    if "observed_value" in r:
+        parts.append(f"observed {r['observed_value']}")
+    kwargs = {
+        k: v
+        for k, v in result.expectation_config.kwargs.items()
+        if k in ("min_value", "max_value", "value_set", "mostly")
+    }
+    if kwargs:
+        parts.append(f"expected {kwargs}")
+    return "; ".join(parts) or "failed"
+
+
+def validate_dataset(root: str | Path, cfg: DatasetConfig | None = None) -> ValidationResult:
+    """Run the suite through a GX checkpoint; write Data Docs and ``validation.json``."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from videoboost.dataset import load_config, load_manifest
+
+    root = Path(root)
+    cfg = cfg or load_config(root)
+    manifest = load_manifest(root)
+    df = measure(root, manifest, cfg)
+
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    # GX's per-metric progress bars would drown our own output.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_or_update_pandas(name="videoboost")
+    asset = source.add_dataframe_asset(name="pairs")
+    batch_def = asset.add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add_or_update(build_suite(cfg))
+    vdef = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name="pairs_vs_suite", data=batch_def, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name="dataset_checkpoint",
+            validation_definitions=[vdef],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": df})
+    results = [r for vr in run.run_results.values() for r in vr.results]
+    failures = [
+        Failure(
+            r.expectation_config.type,
+            r.expectation_config.kwargs.get("column"),
+            _detail(r),
+        )
+        for r in results
+        if not r.success
+    ]
+    docs = root / DOCS
+    result = ValidationResult(
+        success=bool(run.success), evaluated=len(results), failures=failures, docs=docs
+    )
+    (root / "validation.json").write_text(json.dumps(result.summary(), indent=2))
+    return result
