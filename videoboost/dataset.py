@@ -40,6 +40,7 @@ from videoboost.frames import (
     is_image,
     iter_source,
     list_images,
+    read_image,
     read_video_info,
 )
 
@@ -112,6 +113,19 @@ def _kind(path: Path) -> str:
     if path.is_dir():
         return "images"
     return "image" if is_image(path) else "video"
+
+
+def _frame_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a source's frames, read without decoding the whole source."""
+    if path.is_dir():
+        images = list_images(path)
+        if not images:
+            raise SourceError(f"{path}: the folder holds no image")
+        return read_image(images[0]).shape[:2]
+    if is_image(path):
+        return read_image(path).shape[:2]
+    info = read_video_info(path)
+    return info.height, info.width
 
 
 def _frame_total(path: Path) -> int:
@@ -215,8 +229,13 @@ def build_dataset(
                 raise SourceError(f"{path}: no such file or folder")
             report.kind = _kind(path)
             report.content_hash = source_hash(path)
-            if report.kind == "video":
-                read_video_info(path)  # fails fast on corrupt/non-video files
+            h, w = _frame_size(path)  # fails fast on corrupt/non-video files
+            need = cfg.patch * cfg.scale
+            if min(h, w) < need:
+                raise SourceError(
+                    f"{path}: frames of {w}x{h} are smaller than one {need}x{need} HR patch "
+                    f"(patch {cfg.patch} x scale {cfg.scale}); no usable pair"
+                )
         except SourceError as exc:
             report.skipped = str(exc)
         reports.append(report)

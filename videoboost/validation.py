@@ -143,7 +143,7 @@ def build_suite(cfg: DatasetConfig):
 def _detail(result) -> str:
     r = result.result or {}
     parts = []
-    if "unexpected_count" in r:
+    if r.get("element_count"):
         parts.append(
             f"{r['unexpected_count']} of {r.get('element_count', '?')} rows unexpected "
             f"({r.get('unexpected_percent', 0):.1f}%)"
