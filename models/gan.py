@@ -40,7 +40,9 @@ def _replica_scale(loss: tf.Tensor) -> tf.Tensor:
 
     Under ``tf.distribute`` the optimizer sums gradients over replicas, so each replica's mean
     loss is divided by the replica count (what ``tf.nn.compute_average_loss`` does for equal
-    per-replica batches). Under the default strategy this divides by 1.
+    per-replica batches). Under the default strategy this divides by 1. The RaGAN "average"
+    logits are means over the replica's own batch, so ragan losses are close to, not exactly,
+    their single-device values (pixel-mode steps match exactly).
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss if replicas == 1 else loss / tf.cast(replicas, loss.dtype)
@@ -103,8 +105,9 @@ class SRGAN(keras.Model):
                 ``feature_extractor``.
             gan_type: ``"standard"`` or ``"ragan"``.
             feature_extractor: From :func:`models.losses.build_feature_extractor`.
-            jit_compile: XLA for the train step; off by default because the bicubic skip's
-                resize op is not XLA-compilable everywhere and XLA did not help on CPU.
+            jit_compile: XLA for the train step. Off by default, because the bicubic skip's
+                resize op has no XLA kernel (tf2xla fails on it), while Keras' ``"auto"``
+                would switch XLA on whenever a GPU is visible.
             **kwargs: Passed to ``keras.Model.compile`` (e.g. ``steps_per_execution``,
                 ``run_eagerly``).
 

@@ -38,7 +38,9 @@ class PixelShuffle(keras.layers.Layer):
         batch, height, width, channels = input_shape
         s = self.scale
         if channels is not None and channels % (s * s):
-            raise ValueError(f"PixelShuffle({s}) needs channels divisible by {s * s}, got {channels}")
+            raise ValueError(
+                f"PixelShuffle({s}) needs channels divisible by {s * s}, got {channels}"
+            )
         return (
             batch,
             None if height is None else height * s,

@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 import keras
 
-from models.layers import PixelShuffle  # noqa: F401  (import registers the layer for loading)
+# Importing models.layers also registers PixelShuffle, so loading a .keras file works.
+from models.layers import PixelShuffle
 from videoboost.config import DiscriminatorConfig, GeneratorConfig
 
 __all__ = [

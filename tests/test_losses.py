@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import keras
@@ -86,9 +87,9 @@ def test_d_loss_falls_as_d_separates_real_from_fake(gan_type: str) -> None:
         fake = np.full((2, 4, 4, 1), -gap, "float32")
         losses.append(float(discriminator_loss(real, fake, gan_type)))
         g_losses.append(float(generator_adversarial_loss(real, fake, gan_type)))
-    assert all(a > b for a, b in zip(losses, losses[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(losses))
     # ...and the generator's loss rises when D wins.
-    assert all(a < b for a, b in zip(g_losses, g_losses[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(g_losses))
 
 
 def test_unknown_gan_type_raises() -> None:
@@ -101,10 +102,22 @@ def test_unknown_gan_type_raises() -> None:
 
 def test_feature_extractor_missing_file_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "vgg19_notop.h5"
-    with pytest.raises(FileNotFoundError, match="vgg19_notop.h5"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere/vgg19_notop\.h5"):
         build_feature_extractor(missing)
     with pytest.raises(FileNotFoundError):
         build_feature_extractor(None)
+
+
+def test_feature_extractor_loads_local_weights(tmp_path: Path) -> None:
+    # Random weights saved locally stand in for the ImageNet file: nothing is downloaded.
+    path = tmp_path / "vgg19_notop.weights.h5"
+    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
+    extractor = build_feature_extractor(path)
+    assert extractor.layers[-1].name == "block5_conv4"
+    assert extractor.trainable_weights == []
+    hr = np.random.default_rng(0).uniform(0, 255, size=(1, 32, 32, 3)).astype("float32")
+    assert extractor(hr).shape == (1, 2, 2, 512)
+    assert float(perceptual_loss(extractor, hr, hr)) == 0.0
 
 
 def test_perceptual_loss_with_a_stand_in_extractor() -> None:

@@ -63,7 +63,7 @@ def test_parameter_counts_match_reference_sizes() -> None:
 
 def test_unknown_tier_raises_listing_valid_tiers() -> None:
     cfg = GeneratorConfig.model_construct(tier="bogus", scale=2, filters=4, blocks=1)
-    with pytest.raises(ValueError, match="bogus.*fast, quality"):
+    with pytest.raises(ValueError, match=r"bogus.*fast, quality"):
         build_generator(cfg)
 
 
@@ -79,22 +79,28 @@ def test_pixel_shuffle_config_round_trip() -> None:
     assert clone.compute_output_shape((None, None, 5, 18)) == (None, None, 15, 2)
 
 
-@pytest.mark.parametrize("tier", sorted(GENERATORS))
-def test_saved_generator_loads_in_fresh_process(tier: str, tmp_path: Path) -> None:
-    gen = build_generator(_tiny(tier, 3))
-    # Move the zero-initialised head so the comparison covers every layer, not just bicubic.
-    for w in gen.weights:
-        w.assign(np.random.default_rng(1).normal(0, 0.1, size=w.shape).astype("float32"))
+def test_saved_generators_load_in_fresh_process(tmp_path: Path) -> None:
     lr = _frames(1, 9, 7)
-    path = tmp_path / "gen.keras"
-    gen.save(path)
     np.save(tmp_path / "lr.npy", lr)
+    expected = {}
+    for tier in sorted(GENERATORS):
+        gen = build_generator(_tiny(tier, 3))
+        # Move the zero-initialised head so the comparison covers every layer, not just bicubic.
+        rng = np.random.default_rng(1)
+        for w in gen.weights:
+            w.assign(rng.normal(0, 0.1, size=w.shape).astype("float32"))
+        gen.save(tmp_path / f"{tier}.keras")
+        expected[tier] = np.asarray(gen(lr))
+    # One fresh interpreter for all tiers: importing TensorFlow costs ~10 s here.
     script = textwrap.dedent(
         f"""
-        import numpy as np, keras
-        import models.networks  # registers PixelShuffle, nothing else is imported
-        model = keras.saving.load_model({str(path)!r})
-        np.save({str(tmp_path / "sr.npy")!r}, np.asarray(model(np.load({str(tmp_path / "lr.npy")!r}))))
+        import pathlib, numpy as np, keras
+        import models.networks  # registers PixelShuffle; nothing else of ours is imported
+        d = pathlib.Path({str(tmp_path)!r})
+        lr = np.load(d / "lr.npy")
+        for tier in {sorted(GENERATORS)!r}:
+            model = keras.saving.load_model(d / f"{{tier}}.keras")
+            np.save(d / f"{{tier}}_sr.npy", np.asarray(model(lr)))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -102,7 +108,8 @@ def test_saved_generator_loads_in_fresh_process(tier: str, tmp_path: Path) -> No
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "sr.npy"), np.asarray(gen(lr)), atol=1e-5)
+    for tier, sr in expected.items():
+        np.testing.assert_allclose(np.load(tmp_path / f"{tier}_sr.npy"), sr, atol=1e-5)
 
 
 def test_discriminator_outputs_patch_map_for_any_size() -> None:
