@@ -133,7 +133,7 @@ def _check_source(path: Path) -> None:
         raise SourceError(f"{path}: the file is empty (0 bytes); re-export or re-copy it")
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def _open_input(path: Path, *, need_video: bool = True) -> av.container.InputContainer:
     _check_source(path)
     try:
         container = av.open(str(path), "r")
@@ -141,7 +141,7 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise SourceError(
             f"{path}: cannot be read as a video (corrupt or not a video): {exc}"
         ) from exc
-    if not container.streams.video:
+    if need_video and not container.streams.video:
         container.close()
         raise SourceError(f"{path}: has no video stream (audio-only or not a video file)")
     return container
@@ -282,7 +282,7 @@ class _AudioCopier:
     """
 
     def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
-        self._input = _open_input(source)
+        self._input = _open_input(source, need_video=False)  # music files are fine too
         self._map: dict[int, av.stream.Stream] = {}
         try:
             for stream in self._input.streams.audio:
@@ -355,8 +355,12 @@ class _AtomicOutput:
             self.container.close()  # writes the moov atom (moved to the front: faststart)
             if self.audio is not None:
                 self.audio.close()
+            # Flush to disk before the rename, so a power cut cannot leave an empty dst.
             _fsync(self.temp)
             os.replace(self.temp, self.dst)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.dst}: the output cannot be written: {exc}") from exc
         except BaseException:
             self.abort()
             raise
@@ -483,7 +487,9 @@ class VideoWriter:
             format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
         )
         frame.pts = self.frames_written
-        frame.time_base = self._stream.time_base
+        # Not stream.time_base: the MP4 muxer replaces that with its own timescale once the
+        # header is written, and the encoder would then squeeze several frames into one tick.
+        frame.time_base = Fraction(1) / self.fps
         self._mux(self._stream.encode(frame))
         self.frames_written += 1
 
@@ -677,6 +683,59 @@ def _concat(
     out.commit()
 
 
+def _run_segments(
+    src: Path,
+    info: VideoProbe,
+    manifest: _Manifest,
+    process_frames: Callable[[list[np.ndarray]], Iterable[np.ndarray]],
+    segment_frames: int,
+    progress: Callable[[int, int], None] | None,
+    crf: int,
+    preset: str,
+) -> int:
+    """Decode ``src`` once, process and encode every unfinished segment; returns reused count.
+
+    Frames of finished segments are still decoded (the only exact way to find where the next
+    segment starts) but not converted to RGB nor processed.
+    """
+    data, folder = manifest.data, manifest.folder
+    first_missing = 0
+    while manifest.segment(first_missing) is not None:
+        first_missing += 1
+    decoded = _decode(src, rgb_from=first_missing * segment_frames)
+    frames_done = reused = 0
+    for i, batch in enumerate(_segments_of(decoded, segment_frames)):
+        if i == 0:
+            # Keep the picture where the source had it relative to the audio.
+            data["start_frame"] = max(0, round(batch[0][2] * info.fps))
+        seg = manifest.segment(i)
+        if seg is not None and seg["frames"] == len(batch):
+            reused += 1
+        else:
+            lr = [rgb for _, rgb, _ in batch]
+            if any(rgb is None for rgb in lr):  # a manifest that disagrees with the source
+                raise OutputError(f"{folder}: the work folder is inconsistent; delete it")
+            name = f"seg-{i:05d}.mp4"
+            writer = _encode_segment(
+                folder / name, info.fps, process_frames(lr), len(lr), crf=crf, preset=preset
+            )
+            size = [writer.width, writer.height]
+            if data.setdefault("size", size) != size:
+                (folder / name).unlink()
+                raise ValueError(
+                    f"process_frames changed the frame size between segments: "
+                    f"{data['size']} before, {size} in segment {i}"
+                )
+            data["segments"][str(i)] = {"file": name, "frames": len(lr), "note": writer.note}
+            manifest.save()  # only now is the segment finished
+        frames_done += len(batch)
+        if progress is not None:
+            progress(frames_done, info.frame_count)
+    data["total"] = frames_done
+    manifest.save()
+    return reused
+
+
 def upscale_video(
     src: str | Path,
     dst: str | Path,
@@ -744,55 +803,18 @@ def upscale_video(
     manifest = _Manifest(folder, _job_key(src, job_key, segment_frames, crf, preset))
     data = manifest.data
     data.update(src=str(src), job_key=job_key, segment_frames=segment_frames, fps=str(info.fps))
-    reused = 0
-
-    done_all = "total" in data and all(
-        manifest.segment(i) is not None for i in range(-(-data["total"] // segment_frames))
-    )
-    if not done_all:
-        first_missing = 0
-        while manifest.segment(first_missing) is not None:
-            first_missing += 1
-        decoded = _decode(src, rgb_from=first_missing * segment_frames)
-        frames_done = 0
-        for i, batch in enumerate(_segments_of(decoded, segment_frames)):
-            if i == 0:
-                # Keep the picture where the source had it relative to the audio.
-                data["start_frame"] = max(0, round(batch[0][2] * info.fps))
-            seg = manifest.segment(i)
-            if seg is not None and seg["frames"] == len(batch):
-                reused += 1
-            else:
-                lr = [rgb for _, rgb, _ in batch]
-                if any(rgb is None for rgb in lr):  # a finished segment after a missing one
-                    raise OutputError(f"{folder}: the work folder is inconsistent; delete it")
-                name = f"seg-{i:05d}.mp4"
-                writer = _encode_segment(
-                    folder / name, info.fps, process_frames(lr), len(lr), crf=crf, preset=preset
-                )
-                size = [writer.width, writer.height]
-                if data.setdefault("size", size) != size:
-                    (folder / name).unlink()
-                    raise ValueError(
-                        f"process_frames changed the frame size between segments: "
-                        f"{data['size']} before, {size} in segment {i}"
-                    )
-                seg = {
-                    "file": name,
-                    "frames": len(lr),
-                    "width": writer.width,
-                    "height": writer.height,
-                    "note": writer.note,
-                }
-                data["segments"][str(i)] = seg
-                manifest.save()
-            frames_done += len(batch)
-            if progress is not None:
-                progress(frames_done, info.frame_count)
-        data["total"] = frames_done
-        manifest.save()
+    n_done = -(-data["total"] // segment_frames) if "total" in data else None
+    if n_done is not None and all(manifest.segment(i) for i in range(n_done)):
+        reused = n_done  # killed while joining: only the join is left
     else:
-        reused = -(-data["total"] // segment_frames)
+        try:
+            reused = _run_segments(
+                src, info, manifest, process_frames, segment_frames, progress, crf, preset
+            )
+        except SourceError:
+            # Its segments are of no use: a repaired source has another size/mtime, so key.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     total = data["total"]
     n_segments = -(-total // segment_frames)
