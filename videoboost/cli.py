@@ -10,6 +10,10 @@ from pathlib import Path
 
 from videoboost.state import configure_environment
 
+# Subcommand modules outside this file, each with ``register(subparsers)``. Imports must stay
+# light (no TF/MLflow at module level) so ``videoboost --help`` is instant.
+COMMAND_MODULES: tuple[str, ...] = ()
+
 SAMPLE_CLIP = Path(__file__).resolve().parent.parent / "data" / "sample" / "bigbuckbunny.mp4"
 
 
@@ -88,6 +92,62 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
     return 0 if result.success else 3
 
 
+def train_config_from_args(args: argparse.Namespace, scale: int):
+    """Defaults < --config FILE < explicit flags."""
+    from videoboost.config import TrainConfig, load_overrides
+
+    data = load_overrides(args.config) if args.config else {}
+    gen = dict(data.get("generator", {}))
+    if args.tier:
+        gen["tier"] = args.tier
+    gen["scale"] = scale
+    if args.tier == "quality" and "filters" not in gen:
+        gen.setdefault("filters", 32)  # 8 x 32 residual net: the measured quality/speed point
+    data["generator"] = gen
+    for flag, key in (
+        ("epochs", "pretrain_epochs"),
+        ("gan_epochs", "gan_epochs"),
+        ("steps", "steps_per_epoch"),
+        ("batch_size", "batch_size"),
+        ("seed", "seed"),
+    ):
+        if getattr(args, flag, None) is not None:
+            data[key] = getattr(args, flag)
+    return TrainConfig.model_validate(data)
+
+
+def print_metrics_table(rows: dict[str, float]) -> None:
+    width = max(len(k) for k in rows)
+    print(f"  {'metric'.ljust(width)}  value")
+    for key, value in rows.items():
+        print(f"  {key.ljust(width)}  {value:.4f}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from videoboost.dataset import load_info
+    from videoboost.errors import VideoBoostError
+    from videoboost.tracking import MODEL_NAME, train_run
+
+    if args.resume:
+        result = train_run(None, None, resume_run_id=args.resume, progress=not args.quiet)
+    else:
+        if not args.dataset:
+            raise VideoBoostError("--dataset DIR is required (or --resume RUN_ID)")
+        info = load_info(args.dataset)
+        if args.scale is not None and args.scale != info.scale:
+            raise VideoBoostError(
+                f"--scale {args.scale} does not match the dataset's x{info.scale}; "
+                f"build a x{args.scale} dataset with `videoboost dataset build --scale {args.scale}`"
+            )
+        cfg = train_config_from_args(args, info.scale)
+        result = train_run(args.dataset, cfg, progress=not args.quiet)
+    print(f"run {result['run_id']}")
+    if result["version"]:
+        print(f"registered {MODEL_NAME} version {result['version']}")
+    print_metrics_table(result["final"])
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from videoboost.dataset import build_dataset
     from videoboost.state import home
@@ -117,11 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.set_defaults(func=cmd_dataset_validate)
 
+    t = sub.add_parser("train", help="train a generator; log to MLflow; register it")
+    t.add_argument("--dataset", help="a dataset folder from `videoboost dataset build`")
+    t.add_argument("--tier", choices=["fast", "quality"], default=None)
+    t.add_argument("--scale", type=int, choices=[2, 3, 4, 5], default=None,
+                   help="must match the dataset (default: the dataset's)")  # fmt: skip
+    t.add_argument("--epochs", type=int, default=None, help="pixel-loss (phase 1) epochs")
+    t.add_argument("--gan-epochs", type=int, default=None, help="adversarial (phase 2) epochs")
+    t.add_argument("--steps", type=int, default=None, help="steps per epoch")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
+    t.add_argument("--resume", metavar="RUN_ID", default=None,
+                   help="continue a killed run from its last checkpoint (same MLflow run)")  # fmt: skip
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
     r = sub.add_parser("run", help="the main job on the bundled sample clip (or given sources)")
     r.add_argument("sources", nargs="*", help="default: the bundled sample clip")
     r.add_argument("--out", default=None, help="dataset folder (default: <state>/datasets/sample)")
     _add_dataset_options(r)
     r.set_defaults(func=cmd_run)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

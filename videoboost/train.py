@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,7 @@ def train(
     callbacks: Sequence[Any] = (),
     resume: bool = False,
     progress: bool = True,
+    on_callbacks: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train a generator on a built dataset.
 
@@ -288,6 +289,8 @@ def train(
         callbacks: extra Keras callbacks (e.g. MLflow logging); they see the ``val_*`` keys.
         resume: continue from ``work_dir/checkpoint`` if present.
         progress: show a progress bar per epoch.
+        on_callbacks: receives the core callbacks by name (``validation``, ``samples``,
+            ``checkpoint``) before training starts, e.g. for a logger to read the samples.
     """
     from models.gan import SRGAN
     from models.losses import build_feature_extractor
@@ -332,6 +335,8 @@ def train(
     checkpoint = Checkpoint(ckpt_dir, history, best, cfg.early_stopping_patience)
     # Order matters: validation writes val_* into the logs the later callbacks read.
     core = [validation, samples, checkpoint]
+    if on_callbacks is not None:
+        on_callbacks({"validation": validation, "samples": samples, "checkpoint": checkpoint})
     total_epochs = cfg.pretrain_epochs + cfg.gan_epochs
     progress_cb = [TqdmProgress(cfg.steps_per_epoch, total_epochs)] if progress else []
 

@@ -1,0 +1,1 @@
+"""Subcommands of `videoboost` that live outside cli.py; each module has `register(sub)`."""

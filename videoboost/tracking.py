@@ -1,0 +1,359 @@
+"""MLflow at the edge: the experiment, per-epoch logging, the generator in the registry.
+
+The only module (with :mod:`videoboost.registry`) that imports MLflow. Tracking URI comes from
+``MLFLOW_TRACKING_URI``, else a SQLite store under the state folder (see
+:mod:`videoboost.state`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from videoboost import state
+from videoboost.errors import ModelNotFound, StoreUnavailable
+
+EXPERIMENT = "videoboost"
+MODEL_NAME = "videoboost-generator"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.*", "keras==3.*", "numpy"]
+
+T = TypeVar("T")
+
+
+def _mlflow():
+    # Bounded HTTP retries: MLflow's defaults retry a dead server for minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    import mlflow
+
+    return mlflow
+
+
+def with_store_retries(fn: Callable[[], T], what: str, attempts: int = 3, wait: float = 1.0) -> T:
+    """Run ``fn`` against the tracking store; retry transient failures, then fail clearly."""
+    last: Exception | None = None
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # MLflow raises many types for a dead/locked store
+            if isinstance(exc, ModelNotFound):
+                raise
+            last = exc
+            if i + 1 < attempts:
+                time.sleep(wait * (i + 1))
+    raise StoreUnavailable(
+        f"MLflow store {state.tracking_uri()} failed while {what}: {type(last).__name__}: "
+        f"{str(last).splitlines()[0] if str(last) else ''}. Check that the server is running "
+        "and the store is writable, or point MLFLOW_TRACKING_URI at a reachable store."
+    ) from last
+
+
+def setup() -> str:
+    """Point MLflow at the store and return the project's experiment id (created if needed)."""
+    mlflow = _mlflow()
+    uri = state.tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+
+    def _experiment() -> str:
+        exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        if exp is not None:
+            return exp.experiment_id
+        # Local stores keep artifacts in the state folder, not ./mlruns of the cwd.
+        location = None
+        if uri.startswith("sqlite:") or "://" not in uri:
+            location = state.artifact_root().as_uri()
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+    return with_store_retries(_experiment, "opening the experiment")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _fix_keras_input_example() -> None:
+    """MLflow 3.17's Keras flavor saves the input example before creating the model folder.
+
+    (mlflow/mlflow#16183, fixed upstream in an unreleased PR): make the folder first.
+    """
+    import mlflow.keras.save as keras_save
+
+    original = keras_save._save_example
+    if getattr(original, "_videoboost_fixed", False):
+        return
+
+    def save_example(mlflow_model, input_example, path, *args, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return original(mlflow_model, input_example, path, *args, **kwargs)
+
+    save_example._videoboost_fixed = True
+    keras_save._save_example = save_example
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    # H and W free: the generator is fully convolutional (infer_signature would pin them).
+    spec = TensorSpec(np.dtype("float32"), (-1, -1, -1, 3))
+    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
+
+
+def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
+    """Log the generator alone (Keras 3 flavor) with signature, example and metadata."""
+    mlflow = _mlflow()
+    _fix_keras_input_example()
+    return mlflow.keras.log_model(
+        generator,
+        name="generator",
+        signature=signature(),
+        input_example=input_example.astype(np.float32),
+        pip_requirements=PIP_REQUIREMENTS,
+        metadata={k: str(v) for k, v in meta.items()},
+    )
+
+
+def register(model_uri: str, tags: dict[str, Any]):
+    """Register ``model_uri`` as a new version of ``videoboost-generator`` with ``tags``."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+
+    def _register():
+        mv = mlflow.register_model(model_uri, MODEL_NAME)
+        for k, v in tags.items():
+            client.set_model_version_tag(MODEL_NAME, mv.version, k, str(v))
+        return mv
+
+    return with_store_retries(_register, f"registering {MODEL_NAME}", attempts=1)
+
+
+def make_epoch_logger(sample_source=None):
+    """A Keras callback logging the epoch keys (step = epoch) and the comparison image."""
+    import keras
+
+    from videoboost.train import EPOCH_KEYS
+
+    mlflow = _mlflow()
+
+    class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            metrics = {k: float(logs[k]) for k in EPOCH_KEYS if k in logs}
+            with_store_retries(
+                lambda: mlflow.log_metrics(metrics, step=epoch + 1), "logging epoch metrics"
+            )
+            latest = getattr(sample_source, "latest", None)
+            if latest is not None and latest.name == f"epoch_{epoch + 1:03d}.png":
+                import cv2
+
+                img = cv2.imread(str(latest))[..., ::-1]
+                mlflow.log_image(img, key="comparison", step=epoch + 1)
+                mlflow.log_artifact(str(latest), "samples")
+
+    return MlflowEpochLogger()
+
+
+def log_dataset(info) -> None:
+    """The dataset as an MLflow input, its version as tags, its GX report as artifacts."""
+    mlflow = _mlflow()
+    from videoboost.dataset import load_manifest
+
+    manifest = load_manifest(info.path)
+    ds = mlflow.data.from_pandas(
+        manifest, source=str(info.path), name=f"videoboost-dataset-{info.version}"
+    )
+    mlflow.log_input(ds, context="training")
+    mlflow.set_tags(
+        {"dataset_version": info.version, "dataset_path": str(info.path), "scale": info.scale}
+    )
+    for name in ("validation.json", "dataset.json"):
+        if (info.path / name).is_file():
+            mlflow.log_artifact(str(info.path / name), "dataset")
+    docs = info.path / "gx" / "uncommitted" / "data_docs"
+    if docs.is_dir():
+        mlflow.log_artifacts(str(docs), "dataset/data_docs")
+
+
+def load_generator(model: str | None = None):
+    """Load a generator from a registry URI, a run/model URI or a local ``.keras``/model folder.
+
+    Args:
+        model: ``models:/videoboost-generator/3``, ``models:/videoboost-generator@champion``,
+            a path, or None for the champion.
+
+    Returns:
+        ``(keras.Model, info)`` where info has ``uri``, ``scale``, ``version`` (or None).
+
+    Raises:
+        ModelNotFound: nothing at that URI/path, with what to do.
+    """
+    import models.networks  # noqa: F401  registers PixelShuffle before deserialising
+
+    uri = model or f"models:/{MODEL_NAME}@{CHAMPION}"
+    path = Path(uri)
+    if not uri.startswith(("models:/", "runs:/")) and path.suffix in (".keras", ".h5"):
+        import keras
+
+        if not path.is_file():
+            raise ModelNotFound(f"model file {path} does not exist")
+        generator = keras.models.load_model(path, compile=False)
+        return generator, {"uri": str(path), "scale": infer_scale(generator), "version": None}
+
+    mlflow = _mlflow()
+    setup()
+    version = _resolve_version(uri)
+    try:
+        generator = mlflow.keras.load_model(uri)
+    except Exception as exc:
+        if model is None:
+            raise ModelNotFound(
+                f"no champion in the registry ({MODEL_NAME}@{CHAMPION} at {state.tracking_uri()}): "
+                "train one with `videoboost train`, promote it with `videoboost promote`, or "
+                "pass --model PATH_OR_URI"
+            ) from exc
+        raise ModelNotFound(
+            f"cannot load model {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
+    return generator, {"uri": uri, "scale": infer_scale(generator), "version": version}
+
+
+def _resolve_version(uri: str) -> str | None:
+    if not uri.startswith(f"models:/{MODEL_NAME}"):
+        return None
+    client = _mlflow().MlflowClient()
+    rest = uri.removeprefix(f"models:/{MODEL_NAME}")
+    try:
+        if rest.startswith("@"):
+            return client.get_model_version_by_alias(MODEL_NAME, rest[1:]).version
+        if rest.startswith("/"):
+            return client.get_model_version(MODEL_NAME, rest[1:]).version
+    except Exception:
+        return None
+    return None
+
+
+def infer_scale(generator) -> int:
+    """The integer upscale factor, measured on an 8x8 input (no metadata to trust)."""
+    out = generator(np.zeros((1, 8, 8, 3), np.float32), training=False)
+    return int(out.shape[1]) // 8
+
+
+def train_run(
+    dataset_dir: str | Path,
+    cfg,
+    *,
+    resume_run_id: str | None = None,
+    progress: bool = True,
+    register_model: bool = True,
+) -> dict[str, Any]:
+    """Train with every epoch logged to MLflow, then log and register the generator.
+
+    With ``resume_run_id`` the same MLflow run continues from its last checkpoint.
+    Returns ``{"run_id", "version", "final", "history", "work_dir"}``.
+    """
+    mlflow = _mlflow()
+    from videoboost.config import TrainConfig, flatten
+    from videoboost.dataset import load_info
+    from videoboost.train import train
+
+    experiment_id = setup()
+    client = mlflow.MlflowClient()
+    if resume_run_id:
+        run = with_store_retries(lambda: client.get_run(resume_run_id), "reading the run")
+        cfg = TrainConfig.model_validate_json(run.data.tags["config_json"])
+        dataset_dir = run.data.tags["dataset_path"]
+        if run.data.tags.get("registered_version"):
+            raise StoreUnavailable(
+                f"run {resume_run_id} already finished and registered version "
+                f"{run.data.tags['registered_version']}; nothing to resume"
+            )
+    info = load_info(dataset_dir)
+
+    with with_store_retries(
+        lambda: mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id),
+        "starting the run",
+    ) as run:
+        run_id = run.info.run_id
+        work_dir = state.home() / "runs" / run_id
+        if not resume_run_id:
+            mlflow.log_params(flatten(cfg))
+            mlflow.set_tags(
+                {
+                    "config_json": cfg.model_dump_json(),
+                    "git_commit": git_commit(),
+                    "tier": cfg.generator.tier,
+                    "work_dir": str(work_dir),
+                }
+            )
+            log_dataset(info)
+            mlflow.log_dict(cfg.model_dump(), "config.json")
+        holder: dict[str, Any] = {}
+
+        class _Samples:  # the logger reads the sample writer created inside train()
+            @property
+            def latest(self):
+                return holder.get("samples").latest if holder.get("samples") else None
+
+        logger = make_epoch_logger(_Samples())
+        result = train(
+            dataset_dir,
+            cfg,
+            work_dir,
+            callbacks=[logger],
+            resume=bool(resume_run_id),
+            progress=progress,
+            on_callbacks=lambda cbs: holder.update(cbs),
+        )
+        final = {f"final_{k}": v for k, v in result.final.items()}
+        mlflow.log_metrics(final)
+        version = None
+        if register_model:
+            lr, _ = _first_val_frame(info.path)
+            meta = {
+                "scale": cfg.generator.scale,
+                "tier": cfg.generator.tier,
+                "dataset_version": info.version,
+            }
+            model_info = log_generator(result.generator, meta, lr[None, :16, :16])
+            tags = {
+                **meta,
+                "run_id": run_id,
+                **{k: f"{v:.4f}" for k, v in result.final.items()},
+            }
+            mv = register(model_info.model_uri, tags)
+            version = mv.version
+            mlflow.set_tag("registered_version", version)
+    return {
+        "run_id": run_id,
+        "version": version,
+        "final": result.final,
+        "history": result.history,
+        "work_dir": work_dir,
+        "config": json.loads(cfg.model_dump_json()),
+    }
+
+
+def _first_val_frame(dataset_dir: Path):
+    from videoboost.dataset import load_val_frames
+
+    return load_val_frames(dataset_dir)[0]
