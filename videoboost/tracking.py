@@ -244,9 +244,9 @@ def _resolve_version(uri: str) -> str | None:
     rest = uri.removeprefix(f"models:/{MODEL_NAME}")
     try:
         if rest.startswith("@"):
-            return client.get_model_version_by_alias(MODEL_NAME, rest[1:]).version
+            return str(client.get_model_version_by_alias(MODEL_NAME, rest[1:]).version)
         if rest.startswith("/"):
-            return client.get_model_version(MODEL_NAME, rest[1:]).version
+            return str(client.get_model_version(MODEL_NAME, rest[1:]).version)
     except Exception:
         return None
     return None
@@ -341,7 +341,7 @@ def train_run(
                 **{k: f"{v:.4f}" for k, v in result.final.items()},
             }
             mv = register(model_info.model_uri, tags)
-            version = mv.version
+            version = str(mv.version)
             mlflow.set_tag("registered_version", version)
     return {
         "run_id": run_id,

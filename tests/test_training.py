@@ -1,0 +1,164 @@
+"""Training core and its MLflow edge, on a tiny synthetic dataset (seconds of training)."""
+
+import json
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from media import write_clip
+
+from videoboost.config import GeneratorConfig, TrainConfig
+from videoboost.dataset import build_dataset
+from videoboost.train import EPOCH_KEYS, comparison_image, train
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+
+    root = tmp_path_factory.mktemp("data")
+    cfg = DatasetConfig(
+        degrade=DegradeConfig(scale=4),
+        sampling=SamplingConfig(dedupe_threshold=0),
+        patch=8,
+        patches_per_frame=8,
+        min_per_split=2,
+    )
+    return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(
+        generator=GeneratorConfig(tier="fast", filters=16, scale=4),
+        steps_per_epoch=25,
+        pretrain_epochs=2,
+        batch_size=8,
+        warmup_steps=5,
+        val_frames=2,
+        learning_rate=2e-3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Dies after a given epoch's checkpoint, as a killed process would."""
+
+    def __init__(self, after_epoch: int):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+def test_pixel_training_beats_bicubic(dataset, tmp_path):
+    result = train(dataset, tiny(pretrain_epochs=3), tmp_path, progress=False)
+    gains = [h["val_psnr_gain"] for h in result.history]
+    assert result.final["val_psnr_gain"] > 0.1, gains
+    assert result.history[-1]["val_psnr"] > result.history[0]["val_psnr"] - 0.05
+    assert set(EPOCH_KEYS) <= set(result.history[0])
+    samples = sorted((tmp_path / "samples").glob("epoch_*.png"))
+    assert [p.name for p in samples] == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+
+
+def test_adversarial_phase_logs_both_losses(dataset, tmp_path):
+    cfg = tiny(pretrain_epochs=1, gan_epochs=1, steps_per_epoch=5,
+               discriminator={"filters": 4, "blocks": 2})  # fmt: skip
+    result = train(dataset, cfg, tmp_path, progress=False)
+    assert len(result.history) == 2
+    assert result.history[0]["adv_loss"] == 0.0 and result.history[0]["d_loss"] == 0.0
+    assert result.history[1]["adv_loss"] > 0 and result.history[1]["d_loss"] > 0
+
+
+def test_resume_continues_from_checkpoint(dataset, tmp_path):
+    cfg = tiny(pretrain_epochs=3, steps_per_epoch=10)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, cfg, tmp_path, callbacks=[Interrupt(2)], progress=False)
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["epochs_done"] == 2 and len(state["history"]) == 2
+    result = train(dataset, cfg, tmp_path, resume=True, progress=False)
+    assert result.epochs_done == 3
+    # The first two epochs are the interrupted run's, not retrained.
+    assert result.history[:2] == state["history"]
+
+
+def test_scale_mismatch_is_refused(dataset, tmp_path):
+    from videoboost.errors import VideoBoostError
+
+    with pytest.raises(VideoBoostError, match="x4"):
+        train(dataset, tiny(generator=GeneratorConfig(scale=2, filters=4)), tmp_path)
+
+
+def test_comparison_image_has_four_panels():
+    lr = np.zeros((16, 16, 3), np.uint8)
+    hr = np.full((64, 64, 3), 200, np.uint8)
+    img = comparison_image(lr, hr, hr, crop=64)
+    assert img.shape == (84, 4 * 64 + 3 * 4, 3)
+
+
+def test_mlflow_run_registry_round_trip_and_resume(dataset):
+    from videoboost.tracking import MODEL_NAME, load_generator, setup, train_run
+
+    cfg = tiny(pretrain_epochs=2, steps_per_epoch=8)
+    # First attempt dies after epoch 1; the MLflow run is left failed, nothing is registered.
+    import videoboost.tracking as tracking
+
+    original = tracking.make_epoch_logger
+
+    def dying_logger(source=None):
+        logger = original(source)
+        outer = logger.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            outer(epoch, logs)
+            raise KeyboardInterrupt
+
+        logger.on_epoch_end = on_epoch_end
+        return logger
+
+    tracking.make_epoch_logger = dying_logger
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_run(dataset, cfg, progress=False)
+    finally:
+        tracking.make_epoch_logger = original
+    setup()
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("videoboost").experiment_id])
+    assert client.search_model_versions(f"name='{MODEL_NAME}'") == []
+
+    result = train_run(None, None, resume_run_id=run.info.run_id, progress=False)
+    assert result["run_id"] == run.info.run_id and result["version"] == "1"
+    finished = client.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_psnr")]
+    assert steps == [1, 2]
+    for key in ("g_loss", "d_loss", "pixel_loss", "adv_loss", "val_psnr_bicubic", "val_psnr_gain"):
+        assert client.get_metric_history(run.info.run_id, key), key
+    tags = finished.data.tags
+    assert tags["dataset_version"] and tags["dataset_path"] == str(dataset) and tags["git_commit"]
+    assert finished.data.params["generator.tier"] == "fast"
+    assert finished.inputs.dataset_inputs, "dataset logged as an MLflow input"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"dataset", "samples", "config.json"} <= artifacts
+    assert "dataset/validation.json" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "dataset")
+    }
+
+    mv = client.get_model_version(MODEL_NAME, "1")
+    assert mv.tags["scale"] == "4" and mv.tags["tier"] == "fast"
+    assert float(mv.tags["val_psnr_gain"]) == pytest.approx(result["final"]["val_psnr_gain"], 1e-3)
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
+
+    # The registered generator reproduces the trained one exactly, at any frame size.
+    generator, info = load_generator(f"models:/{MODEL_NAME}/1")
+    assert info["scale"] == 4 and info["version"] == "1"
+    ckpt = keras.models.clone_model(generator)
+    ckpt.load_weights(result["work_dir"] / "checkpoint" / "generator.weights.h5")
+    x = np.random.default_rng(0).uniform(0, 255, (1, 13, 21, 3)).astype(np.float32)
+    out = np.asarray(generator(x))
+    assert out.shape == (1, 52, 84, 3)
+    np.testing.assert_allclose(out, np.asarray(ckpt(x)), atol=1e-4)
