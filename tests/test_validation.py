@@ -70,6 +70,10 @@ def test_build_refuses_to_publish_failing_dataset(tmp_path, tiny_cfg):
     with pytest.raises(ValidationFailed, match="split_count"):
         build_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
     assert not (tmp_path / "ds").exists()
+    # The failing report is kept for people to read; the data is not published.
+    (report,) = tmp_path.glob("ds.rejected-*")
+    assert (report / "validation.json").is_file() and not (report / "shards").exists()
+    assert (report / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").is_file()
 
 
 def test_cli_validate_exit_codes(dataset):

@@ -265,12 +265,28 @@ def build_dataset(
             result = validate_dataset(tmp, cfg)
             info.validation = result.summary()
             _write_info(tmp, info, cfg)
+            if not result.success:
+                report = _keep_rejected_report(tmp, out, version)
+                result.docs = (
+                    report / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+                )
             result.raise_for_failure()
         _publish(tmp, out)
         info.path = out
         return info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keep_rejected_report(tmp: Path, out: Path, version: str) -> Path:
+    """Keep the failing build's GX report (not its data) beside ``out``, for people to read."""
+    report = out.with_name(f"{out.name}.rejected-{version}")
+    shutil.rmtree(report, ignore_errors=True)
+    report.mkdir(parents=True)
+    for name in ("gx", "validation.json", INFO, MANIFEST):
+        if (tmp / name).exists():
+            shutil.move(str(tmp / name), str(report / name))
+    return report
 
 
 def _publish(tmp: Path, out: Path) -> None:
