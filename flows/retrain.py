@@ -1,0 +1,176 @@
+"""The retraining pipeline: build -> validate -> train -> evaluate & promote -> package.
+
+Each step is also a flow of its own, so it can be run (and retried) alone. No
+``from __future__ import annotations``: Prefect validates parameters from these annotations.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.params import RetrainParams
+from videoboost.config import DatasetConfig, PromoteConfig, TrainConfig
+from videoboost.errors import ValidationFailed
+from videoboost.state import configure_environment, home
+
+configure_environment()
+
+# Talking to the tracking store is I/O that can hiccup (a locked SQLite file, a restarting
+# server); training itself is not retried: it resumes from its checkpoint instead.
+STORE_RETRIES = {"retries": 2, "retry_delay_seconds": [5, 20]}
+
+
+def _md_table(rows: dict[str, Any]) -> str:
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows.items()]
+    return "\n".join(lines)
+
+
+@task(cache_policy=NO_CACHE)
+def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict[str, Any]:
+    from videoboost.dataset import build_dataset
+
+    logger = get_run_logger()
+    try:
+        info = build_dataset(sources, out, cfg, progress=False)
+    except ValidationFailed as exc:
+        rejected = sorted(Path(out).parent.glob(f"{Path(out).name}.rejected-*"))
+        docs = rejected[-1] / "gx/uncommitted/data_docs/local_site/index.html" if rejected else None
+        create_markdown_artifact(
+            key="dataset-validation",
+            markdown=f"## Dataset validation FAILED\n\n```\n{exc}\n```\n\nReport: `{docs}`",
+            description="Great Expectations result of the rejected dataset",
+        )
+        if docs is not None:
+            create_link_artifact(key="gx-data-docs", link=docs.as_uri(), link_text="GX Data Docs")
+        raise
+    for s in info.skipped:
+        logger.warning("skipped %s: %s", s.path, s.skipped)
+    summary = {
+        "version": info.version,
+        "path": str(info.path),
+        "cached": info.cached,
+        "train_pairs": info.counts["train"],
+        "val_pairs": info.counts["val"],
+        "val_frames": info.counts.get("val_frames", 0),
+        "validation": "passed" if (info.validation or {}).get("success") else "not run",
+        "data_docs": str(info.docs),
+        "skipped": [f"{s.path}: {s.skipped}" for s in info.skipped],
+    }
+    create_markdown_artifact(
+        key="dataset",
+        markdown="## Dataset\n\n" + _md_table({k: v for k, v in summary.items() if k != "skipped"}),
+        description="Dataset version and counts",
+    )
+    create_link_artifact(key="gx-data-docs", link=info.docs.as_uri(), link_text="GX Data Docs")
+    logger.info("dataset %s (%s)", info.version, "cache hit" if info.cached else "built")
+    return summary
+
+
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
+def train_task(dataset_dir: str, cfg: TrainConfig) -> dict[str, Any]:
+    from videoboost.tracking import train_run
+
+    result = train_run(dataset_dir, cfg, progress=False)
+    summary = {
+        "run_id": result["run_id"],
+        "version": result["version"],
+        **{k: round(v, 4) for k, v in result["final"].items()},
+    }
+    create_markdown_artifact(
+        key="training",
+        markdown="## Training run\n\n" + _md_table(summary),
+        description="MLflow run and final validation metrics",
+    )
+    return summary
+
+
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
+def promote_task(
+    version: str, cfg: PromoteConfig, videos: list[str] | None, frames: int | None
+) -> dict[str, Any]:
+    from videoboost.registry import promote
+
+    decision = promote(version, cfg=cfg, videos=videos, frames=frames)
+    summary = decision.summary()
+    create_markdown_artifact(
+        key="promotion",
+        markdown="## Promotion decision\n\n" + _md_table(summary),
+        description="Candidate vs bicubic and vs the champion on held-out footage",
+    )
+    return summary
+
+
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
+def package_task() -> str:
+    from videoboost.serving import build_bento
+
+    tag = str(build_bento())
+    create_markdown_artifact(key="bento", markdown=f"## Bento\n\n`{tag}`", description="Bento tag")
+    return tag
+
+
+@flow(name="build-dataset")
+def build_dataset(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
+    out = params.dataset_dir or str(home() / "datasets" / "retrain")
+    return build_dataset_task(params.sources, out, params.dataset)
+
+
+@flow(name="train")
+def train(dataset_dir: str, cfg: TrainConfig = TrainConfig()) -> dict[str, Any]:
+    return train_task(dataset_dir, cfg)
+
+
+@flow(name="evaluate-and-promote")
+def evaluate_and_promote(
+    version: str,
+    cfg: PromoteConfig = PromoteConfig(),
+    videos: list[str] | None = None,
+    frames: int | None = None,
+) -> dict[str, Any]:
+    return promote_task(version, cfg, videos, frames)
+
+
+@flow(name="package")
+def package() -> str:
+    return package_task()
+
+
+@flow(name="retrain")
+def retrain(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
+    """build -> validate -> train -> promote -> package (only when the champion changed)."""
+    dataset = build_dataset(params)
+    train_cfg = params.train
+    if train_cfg.generator.scale != params.dataset.scale:
+        train_cfg = train_cfg.model_copy(
+            update={
+                "generator": train_cfg.generator.model_copy(update={"scale": params.dataset.scale})
+            }
+        )
+    run = train(dataset["path"], train_cfg)
+    decision = evaluate_and_promote(
+        run["version"], params.promote, params.benchmark_videos, params.benchmark_frames
+    )
+    bento = None
+    if params.package and decision.get("promoted"):
+        bento = package()
+    result = {"dataset": dataset, "run": run, "promotion": decision, "bento": bento}
+    create_markdown_artifact(
+        key="retrain-summary",
+        markdown="## Retrain\n\n"
+        + _md_table(
+            {
+                "dataset version": dataset["version"]
+                + (" (cache hit)" if dataset["cached"] else ""),
+                "MLflow run": run["run_id"],
+                "registered version": run["version"],
+                "decision": decision.get("decision"),
+                "bento": bento or "unchanged",
+            }
+        ),
+        description="One line per stage",
+    )
+    return result
