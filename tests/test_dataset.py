@@ -145,3 +145,16 @@ def test_tf_loader_batches_and_augments(tmp_path, tiny_cfg):
     for a, b in zip(lr.numpy(), hr.numpy(), strict=True):
         shrunk = cv2.resize(b, (8, 8), interpolation=cv2.INTER_AREA)
         assert np.abs(shrunk - a).mean() < 12
+
+
+def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for i in range(3):
+        write_clip(folder / f"clip{i}.avi", n=10, seed=i)
+    info = build_dataset([folder], tmp_path / "ds", tiny_cfg, progress=False)
+    assert sorted(s.path.split("/")[-1] for s in info.sources) == [
+        "clip0.avi", "clip1.avi", "clip2.avi",
+    ]  # fmt: skip
+    m = load_manifest(info.path)
+    assert (m.groupby("source").split.nunique() == 1).all()

@@ -38,6 +38,7 @@ from videoboost.errors import SourceError
 from videoboost.frames import (
     Frame,
     is_image,
+    is_video,
     iter_source,
     list_images,
     read_image,
@@ -107,6 +108,25 @@ def dataset_version(source_hashes: Sequence[str], cfg: DatasetConfig) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
+    """Folders of videos become their videos (sorted); a folder of stills stays one source.
+
+    A scheduled retrain points at a drop folder of footage; each clip is its own source so the
+    split by source keeps whole clips out of training.
+    """
+    out: list[Path] = []
+    for src in sources:
+        path = Path(src)
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and is_video(p))
+            out.extend(videos)
+            if list_images(path) or not videos:
+                out.append(path)  # its stills (or an empty folder, reported as skipped)
+        else:
+            out.append(path)
+    return out
 
 
 def _kind(path: Path) -> str:
@@ -221,7 +241,7 @@ def build_dataset(
     cfg = cfg or DatasetConfig()
     out = Path(out).resolve()
     reports: list[SourceReport] = []
-    for src in sources:
+    for src in expand_sources(sources):
         path = Path(src)
         report = SourceReport(path=str(path), kind="?")
         try:
