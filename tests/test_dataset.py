@@ -158,3 +158,15 @@ def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
     ]  # fmt: skip
     m = load_manifest(info.path)
     assert (m.groupby("source").split.nunique() == 1).all()
+
+
+def test_held_out_benchmark_footage_is_never_trained_on(tmp_path, tiny_cfg):
+    from videoboost.evaluate import DEFAULT_SOURCES
+
+    bikes = next(p for p in DEFAULT_SOURCES if p.suffix == ".mp4")
+    copy = tmp_path / "renamed.mp4"  # a renamed copy is caught by content, not by name
+    shutil.copy(bikes, copy)
+    good = write_clip(tmp_path / "good.avi", n=24)
+    info = build_dataset([good, copy], tmp_path / "ds", tiny_cfg, progress=False)
+    (skipped,) = info.skipped
+    assert skipped.path == str(copy) and "held-out benchmark" in skipped.skipped

@@ -129,6 +129,35 @@ def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
     return out
 
 
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    _hash_file(path, h)
+    return h.hexdigest()
+
+
+def held_out_hashes() -> dict[str, str]:
+    """Content hash -> name of every file of the held-out benchmark (never trained on)."""
+    from videoboost.evaluate import DEFAULT_SOURCES
+
+    out: dict[str, str] = {}
+    for src in DEFAULT_SOURCES:
+        files = list_images(src) if src.is_dir() else [src] if src.is_file() else []
+        out.update({_file_hash(f): f.name for f in files})
+    return out
+
+
+def _held_out_reason(path: Path, held_out: dict[str, str]) -> str:
+    files = list_images(path) if path.is_dir() else [path]
+    for f in files:
+        name = held_out.get(_file_hash(f))
+        if name is not None:
+            return (
+                f"{f}: is {name} of the held-out benchmark; training on it would make the "
+                "promotion gate meaningless"
+            )
+    return ""
+
+
 def _kind(path: Path) -> str:
     if path.is_dir():
         return "images"
@@ -241,6 +270,7 @@ def build_dataset(
     cfg = cfg or DatasetConfig()
     out = Path(out).resolve()
     reports: list[SourceReport] = []
+    held_out = held_out_hashes()
     for src in expand_sources(sources):
         path = Path(src)
         report = SourceReport(path=str(path), kind="?")
@@ -248,6 +278,9 @@ def build_dataset(
             if not path.exists():
                 raise SourceError(f"{path}: no such file or folder")
             report.kind = _kind(path)
+            reason = _held_out_reason(path, held_out)
+            if reason:
+                raise SourceError(reason)
             report.content_hash = source_hash(path)
             h, w = _frame_size(path)  # fails fast on corrupt/non-video files
             need = cfg.patch * cfg.scale
