@@ -13,7 +13,10 @@ from videoboost.state import configure_environment
 
 # Subcommand modules outside this file, each with ``register(subparsers)``. Imports must stay
 # light (no TF/MLflow at module level) so ``videoboost --help`` is instant.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "videoboost.commands.evaluate",
+    "videoboost.commands.upscale",
+)
 
 SAMPLE_CLIP = Path(__file__).resolve().parent.parent / "data" / "sample" / "bigbuckbunny.mp4"
 

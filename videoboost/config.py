@@ -116,6 +116,25 @@ class TrainConfig(_Frozen):
     threads: int = Field(2, ge=1, description="TF intra-op threads (TF defaults often use one).")
 
 
+class BenchmarkConfig(_Frozen):
+    """The held-out benchmark: which frames, and how throughput is measured.
+
+    ``frames`` and ``segments`` (the frame selection) are part of the benchmark's version; the
+    throughput settings and ``threads`` are not (they change no score).
+    """
+
+    frames: int = Field(24, ge=1, description="Frames per video (cap).")
+    segments: int = Field(
+        3,
+        ge=1,
+        description="Runs of consecutive frames per video, spread evenly over its length "
+        "(flicker is measured within a run); fewer when a run would have under 2 frames.",
+    )
+    fps_warmup: int = Field(2, ge=1, description="Untimed 720p runs first (graph tracing).")
+    fps_runs: int = Field(5, ge=0, description="Timed 720p runs (median); 0 = skip throughput.")
+    threads: int = Field(2, ge=1, description="TF intra-op threads while evaluating.")
+
+
 class PromoteConfig(_Frozen):
     min_gain_db: float = Field(0.5, description="Floor over bicubic, dB.")
     tolerance_db: float = Field(
@@ -131,6 +150,76 @@ class EngineConfig(_Frozen):
     overlap: int = Field(8, ge=0, description="LR pixels of overlap between tiles.")
     batch: int = Field(4, ge=1)
     max_input_pixels: int = Field(3840 * 2160, ge=1)
+
+
+class UpscaleConfig(_Frozen):
+    """Defaults of ``videoboost upscale`` and the service: inference plus video encoding."""
+
+    tile: int = Field(
+        512,
+        ge=0,
+        description="LR tile side; frames up to this size run whole, 0 = never tile. Larger than "
+        "EngineConfig's 256: a 320x180 frame would otherwise run as two overlapping 256 px tiles "
+        "(1.6x the work) for no memory benefit.",
+    )
+    overlap: int = Field(8, ge=0, description="LR pixels of overlap between tiles.")
+    batch: int = Field(4, ge=1, description="Frames (or tiles) per model call.")
+    segment_frames: int = Field(
+        64, ge=1, description="Video frames per resumable segment (work lost to a crash)."
+    )
+    crf: int = Field(18, ge=0, le=51, description="x264 quality; 18 is visually lossless.")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = Field("medium", description="x264 speed/size trade-off.")
+
+    def engine(self, max_input_pixels: int | None = None, tile: int | None = None) -> EngineConfig:
+        """The :class:`EngineConfig` for these settings (``tile``/budget overridable)."""
+        return EngineConfig(
+            tile=self.tile if tile is None else tile,
+            overlap=self.overlap,
+            batch=self.batch,
+            max_input_pixels=max_input_pixels or EngineConfig().max_input_pixels,
+        )
+
+
+class ServeConfig(UpscaleConfig):
+    """The BentoML service: which model, request limits, batching.
+
+    Every field can be set with ``--arg key=value`` when serving from source or building
+    (``bentoml build`` records them; serving a built bento ignores ``--arg``), and with an
+    environment variable ``VIDEOBOOST_SERVE_<KEY>`` (e.g. ``VIDEOBOOST_SERVE_MAX_BATCH_SIZE=1``),
+    which wins over both.
+    """
+
+    model: str | None = Field(
+        None,
+        description="BentoML model tag to serve; None = the store's latest videoboost-generator. "
+        "`videoboost bento build` pins the imported version here.",
+    )
+    max_input_pixels: int = Field(
+        1920 * 1080,
+        ge=1,
+        description="Pixel budget of one image or video frame; above it the answer is HTTP 413. "
+        "Full HD in is 8K out at x4 (~100 MB of RGB), the most one response should hold.",
+    )
+    max_image_mb: float = Field(32, gt=0, description="Upload limit of one image request.")
+    max_video_mb: float = Field(
+        256,
+        gt=0,
+        description="Upload limit of one video job; BentoML keeps task input and result in its "
+        "SQLite result store (base64), so this bounds its size.",
+    )
+    max_video_frames: int = Field(9000, ge=1, description="Frame budget of one video job.")
+    max_tile: int = Field(1024, ge=32, description="Largest tile a request may ask for.")
+    max_batch_size: int = Field(8, ge=1, description="Adaptive batching: frames per model call.")
+    max_latency_ms: int = Field(
+        30000,
+        ge=100,
+        description="Adaptive batching: the queueing budget. BentoML answers 503 once it predicts "
+        "a request cannot finish within it; at 1 s a CPU worker answered 503 under 64 concurrent "
+        "requests, 30 s never did (request deadlines are traffic.timeout's job).",
+    )
+    threads: int = Field(0, ge=0, description="TF intra-op threads; 0 = all cores.")
 
 
 def flatten(cfg: BaseModel, prefix: str = "") -> dict[str, Any]:

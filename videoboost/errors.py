@@ -29,3 +29,15 @@ class StoreUnavailable(VideoBoostError):
     """The MLflow tracking/registry store cannot be reached or written."""
 
     exit_code = 5
+
+
+class PromotionConflict(VideoBoostError):
+    """The registry changed while a promotion or rollback was deciding (another promotion ran)."""
+
+    exit_code = 6
+
+
+class BenchmarkLeak(VideoBoostError):
+    """A benchmark source was used to train the model under evaluation."""
+
+    exit_code = 7

@@ -620,9 +620,27 @@ def _iter_segment_packets(
 
     Yields ``(packet, dts_in_frames)`` with pts/dts in frames (time base ``1/fps``). Each
     segment starts with an IDR frame, so joining them needs only a timestamp offset.
+
+    With B-frames a segment's decode timestamps start ``delay`` frames before its first
+    picture, and x264 picks a smaller delay for a segment too short for B-frames (often the
+    last one). Every segment's dts is therefore shifted to the largest delay: the dts run on
+    without a gap (a gap would stretch the stream's dts span and skew its average frame rate),
+    and an earlier dts never breaks ``dts <= pts``.
     """
-    offset = start_frame
+
+    def frames(ts: int, tb: Fraction) -> int:
+        return round(ts * tb * fps)
+
+    delays = []
     for file in files:
+        with av.open(str(file)) as container:
+            stream = container.streams.video[0]
+            first = next((p for p in container.demux(stream) if p.dts is not None), None)
+            delays.append(-frames(first.dts, stream.time_base) if first is not None else 0)
+    delay = max(delays, default=0)
+    offset = start_frame
+    for file, own_delay in zip(files, delays, strict=True):
+        shift = offset - (delay - own_delay)
         with av.open(str(file)) as container:
             stream = container.streams.video[0]
             tb = stream.time_base
@@ -630,12 +648,12 @@ def _iter_segment_packets(
             for packet in container.demux(stream):
                 if packet.dts is None and packet.pts is None:
                     continue
-                pts = round(packet.pts * tb * fps) + offset
-                dts = round((packet.dts if packet.dts is not None else packet.pts) * tb * fps)
-                packet.pts, packet.dts = pts, dts + offset
+                pts = frames(packet.pts, tb) + offset
+                dts = frames(packet.dts if packet.dts is not None else packet.pts, tb) + shift
+                packet.pts, packet.dts = pts, dts
                 packet.duration = 1
                 packet.time_base = Fraction(1) / fps
-                yield packet, dts + offset
+                yield packet, dts
                 count += 1
         offset += count
 

@@ -1,0 +1,1 @@
+"""The BentoML service (see service/service.py and bentofile.yaml)."""

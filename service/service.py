@@ -1,0 +1,467 @@
+"""The VideoBoost bento: the generator as an online image API and a batch video job.
+
+Endpoints (all POST, multipart/form-data):
+
+* ``/upscale`` -- field ``image`` (PNG/JPEG) -> the upscaled PNG. Optional fields ``scale``
+  (must equal the model's), ``tile``, ``height`` and ``postprocess`` (JSON).
+* ``/upscale_frames`` -- fields ``frames`` (one or more PNG/JPEG) -> a JSON list of base64 PNGs,
+  in order. Adaptive batching: frames of concurrent requests share model calls.
+* ``/upscale_video`` -- a BentoML task: ``POST /upscale_video/submit`` with field ``video``,
+  then ``GET /upscale_video/status?task_id=`` and ``GET /upscale_video/get?task_id=`` -> MP4
+  (H.264, source fps, frame count and audio). Same optional fields as ``/upscale``.
+
+Errors are JSON ``{"error": message}``: 400 for a corrupt or non-image upload or a bad
+parameter, 413 above the pixel/upload budget (the limit is in the message), 415 for a request
+that is not multipart or an upload of another media type. ``/livez``, ``/readyz`` and
+``/metrics`` are BentoML's.
+
+The model comes from the BentoML model store (see :mod:`videoboost.serving`); without one the
+service refuses to start, when this module is imported, with a message saying how to import
+one. Limits and batching come from :class:`videoboost.config.ServeConfig`, settable with
+``--arg key=value`` or ``VIDEOBOOST_SERVE_<KEY>``. Tiling, pre- and post-processing are the core
+engine's.
+"""
+
+import base64
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from annotated_types import Ge, Le
+from bentoml.exceptions import BadInput, BentoMLException, InvalidArgument
+from pydantic import AfterValidator, BeforeValidator, ValidationError
+from starlette.datastructures import Headers, UploadFile
+from starlette.responses import Response
+
+from videoboost import serving
+from videoboost.config import ServeConfig
+from videoboost.engine import (
+    ImageTooLarge,
+    InvalidImage,
+    PostProcess,
+    Upscaler,
+    plan_output,
+)
+from videoboost.errors import SourceError
+from videoboost.images import UnsupportedImageFormat, encode_png, read_image
+
+log = logging.getLogger("bentoml.videoboost")  # under BentoML's configured logger
+
+
+def _serve_config() -> ServeConfig:
+    """Bento arguments (``--arg key=value``, recorded by ``bentoml build``), then environment
+    variables ``VIDEOBOOST_SERVE_<KEY>``: serving a built bento ignores ``--arg`` (BentoML
+    1.4 replaces them with the recorded ones), so a deployment tunes limits through env."""
+    values = dict(vars(bentoml.use_arguments()))
+    for name in ServeConfig.model_fields:
+        env = os.environ.get(f"VIDEOBOOST_SERVE_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    try:
+        return ServeConfig.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidArgument(f"invalid VideoBoost serve settings: {exc}") from None
+
+
+CONFIG = _serve_config()
+# Resolved at import so that a missing model stops `bentoml serve` at once with a clear
+# message; a failure in __init__ would make BentoML restart the worker forever instead.
+MODEL = serving.resolve_model(CONFIG.model)
+
+IMAGE_FORMATS = frozenset({"PNG", "JPEG"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg"})
+GENERIC_TYPES = frozenset({"", "application/octet-stream"})  # curl's default for unknown names
+MIN_TILE = 32  # smaller tiles are mostly overlap
+
+
+class UnsupportedMediaType(BentoMLException):
+    error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class PayloadTooLarge(BentoMLException):
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+def _http_error(exc: Exception, what: str) -> BentoMLException:
+    """Our input errors as the HTTP errors BentoML turns into JSON responses."""
+    message = str(exc).replace("image: ", f"{what}: ", 1)
+    if isinstance(exc, UnsupportedImageFormat):
+        return UnsupportedMediaType(message)
+    if isinstance(exc, ImageTooLarge):
+        return PayloadTooLarge(message)
+    return BadInput(message)
+
+
+def _media_type(upload: UploadFile) -> str:
+    return (upload.content_type or "").split(";")[0].strip().lower()
+
+
+def _part_checker(field: str, accepted: Callable[[str], bool], wanted: str):
+    """A pydantic before-validator refusing upload parts of the wrong media type (415).
+
+    It runs on the raw multipart part, before BentoML writes it to a temp file. A
+    BentoMLException raised in a validator is not wrapped by pydantic, so its status stands.
+    """
+
+    def check(obj: Any) -> Any:
+        if isinstance(obj, UploadFile):
+            media = _media_type(obj)
+            if not (media in GENERIC_TYPES or accepted(media)):
+                raise UnsupportedMediaType(f"`{field}` is {media}; send {wanted}")
+        elif not isinstance(obj, Path):
+            raise UnsupportedMediaType(f"`{field}` must be a file part; send {wanted}")
+        return obj
+
+    return check
+
+
+def _decode_frame(path: Path) -> np.ndarray:
+    """Decode an uploaded frame while the request is parsed, before it joins a batch.
+
+    Bad frames then fail their own request (400/413/415) instead of the whole batch.
+    """
+    try:
+        return _read_upload(path, "frame")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _read_upload(path: Path, what: str) -> np.ndarray:
+    """Decode an uploaded image, mapping our errors to 400/413/415 (named without the temp path)."""
+    try:
+        with path.open("rb") as fp:
+            return read_image(fp, max_pixels=CONFIG.max_input_pixels, formats=IMAGE_FORMATS)
+    except (InvalidImage, ImageTooLarge) as exc:
+        raise _http_error(exc, what) from exc
+
+
+_image_part = _part_checker("image", IMAGE_TYPES.__contains__, "a PNG or JPEG image")
+ImageUpload = Annotated[Path, BeforeValidator(_image_part)]
+FrameUpload = Annotated[
+    Path,
+    BeforeValidator(_part_checker("frames", IMAGE_TYPES.__contains__, "PNG or JPEG frames")),
+    AfterValidator(_decode_frame),
+]
+VideoUpload = Annotated[
+    Path,
+    BeforeValidator(
+        _part_checker("video", lambda m: m.startswith("video/"), "a video file (video/*)")
+    ),
+]
+Tile = Annotated[int, Ge(0), Le(CONFIG.max_tile)]
+Height = Annotated[int, Ge(16), Le(8640)]
+Scale = Annotated[int, Ge(1), Le(8)]
+
+
+class RequestGuard:
+    """ASGI middleware: cheap refusals before a body is read, and one error shape.
+
+    * 415 when an upload endpoint gets anything but ``multipart/form-data`` (BentoML would
+      try to parse it as JSON and answer a confusing 400);
+    * 413 when ``Content-Length`` (or, for chunked uploads, the bytes received) exceeds the
+      endpoint's limit, so an oversized upload is never buffered;
+    * BentoML 1.4.40 wraps the message of an exception raised in an API in a one-element list
+      (``[{"error": ...}]``); it is unwrapped so every error is ``{"error": message}``.
+    """
+
+    def __init__(self, app: Any, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"].rstrip("/")) if scope["method"] == "POST" else None
+        if limit is not None:
+            headers = Headers(scope=scope)
+            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "multipart/form-data":
+                await _send_json(
+                    send,
+                    415,
+                    f"{scope['path']} takes multipart/form-data (curl -F field=@file), "
+                    f"not {media or 'a body without Content-Type'}",
+                )
+                return
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                await _send_json(send, 413, _too_large(int(length), limit))
+                return
+        await _Exchange(self.app, scope, receive, send, limit).run()
+
+
+def _too_large(size: int | None, limit: int) -> str:
+    got = f"{size / 2**20:.1f} MiB, " if size is not None else ""
+    return f"upload is {got}above the limit of {limit / 2**20:.0f} MiB"
+
+
+async def _send_json(send: Callable, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Exchange:
+    """One request through the app: counts the upload, rewrites JSON error bodies."""
+
+    def __init__(self, app, scope, receive, send, limit: int | None) -> None:
+        self.app, self.scope, self._receive, self._send = app, scope, receive, send
+        self.limit = limit
+        self.received = 0
+        self.overflow = False
+        self.started = False
+        self.error_start: dict | None = None
+        self.error_body = b""
+
+    async def receive(self) -> dict:
+        message = await self._receive()
+        if self.limit is not None and message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.overflow = True
+                return {"type": "http.disconnect"}  # stops the app reading more
+        return message
+
+    async def send(self, message: dict) -> None:
+        if self.overflow:
+            return  # the 413 is sent by run()
+        if message["type"] == "http.response.start":
+            self.started = True
+            ctype = Headers(raw=message.get("headers", [])).get("content-type", "")
+            if message["status"] >= 400 and ctype.startswith("application/json"):
+                self.error_start = message
+                return
+        elif message["type"] == "http.response.body" and self.error_start is not None:
+            self.error_body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            await self._send_error()
+            return
+        await self._send(message)
+
+    async def _send_error(self) -> None:
+        body = self.error_body
+        try:
+            data = json.loads(body)
+            if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+                body = json.dumps(data[0]).encode()
+        except ValueError:
+            pass
+        start = self.error_start
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({**start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except Exception:
+            if not self.overflow:
+                raise
+        if self.overflow:
+            await _send_json(self._send, 413, _too_large(None, self.limit or 0))
+
+
+def _postprocess_header(pp: PostProcess | None) -> str:
+    return pp.model_dump_json() if pp is not None and not pp.is_identity else "off"
+
+
+@bentoml.service(
+    name="videoboost",
+    workers=1,
+    # Sync APIs run in a pool of this many threads; with 1 (the default) a video job would
+    # block every image request of the worker. TF runs concurrent calls safely.
+    threads=4,
+    traffic={"timeout": 600, "max_concurrency": 64},
+)
+class VideoBoost:
+    """The generator behind HTTP: one model per worker, loaded once."""
+
+    # Declared so that `bentoml build` records (and pins) the model in the bento.
+    generator_model = bentoml.models.BentoModel(str(MODEL.tag))
+
+    def __init__(self) -> None:
+        from videoboost.engine import keras_predict, set_tf_threads
+        from videoboost.tracking import load_generator
+
+        set_tf_threads(CONFIG.threads or None)
+        generator, info = load_generator(str(serving.model_file(MODEL)))
+        meta_scale = MODEL.info.metadata.get("scale")
+        if meta_scale is not None and int(meta_scale) != info["scale"]:
+            raise RuntimeError(
+                f"{MODEL.tag}: metadata says x{meta_scale}, the network upscales "
+                f"x{info['scale']}; re-import the model"
+            )
+        self.scale = int(info["scale"])
+        self.predict = keras_predict(generator)
+        self.predict(np.zeros((1, 16, 16, 3), np.float32))  # trace the graph before serving
+        self.headers = {
+            "X-VideoBoost-Model": str(MODEL.tag),
+            "X-VideoBoost-Registry-Version": MODEL.info.labels.get("mlflow_version", ""),
+            "X-VideoBoost-Scale": str(self.scale),
+        }
+        log.info("serving %s (x%d) from %s", MODEL.tag, self.scale, info["uri"])
+
+    # ------------------------------------------------------------------ helpers (not APIs)
+
+    def _upscaler(self, tile: int | None = None, batch: int | None = None) -> Upscaler:
+        cfg = CONFIG.engine(CONFIG.max_input_pixels, tile)
+        if batch is not None:
+            cfg = cfg.model_copy(update={"batch": batch})
+        return Upscaler(self.predict, self.scale, cfg)
+
+    def _check_options(self, scale: int | None, tile: int) -> None:
+        if scale is not None and scale != self.scale:
+            raise BadInput(
+                f"scale={scale} is not available: this model ({MODEL.tag}) upscales "
+                f"x{self.scale}; leave scale out, or ask for a size with height="
+            )
+        if 0 < tile < MIN_TILE:
+            raise BadInput(f"tile={tile} is too small: use 0 (no tiling) or at least {MIN_TILE}")
+
+    # ------------------------------------------------------------------ APIs
+
+    @bentoml.api(route="/upscale")
+    def upscale(
+        self,
+        image: ImageUpload,
+        scale: Scale | None = None,
+        tile: Tile = CONFIG.tile,
+        height: Height | None = None,
+        postprocess: PostProcess | None = None,
+    ) -> Annotated[Path, bentoml.validators.ContentType("image/png")]:
+        """Upscale one PNG/JPEG image; returns a PNG.
+
+        Args:
+            image: the low-res image (multipart file field).
+            scale: must equal the model's factor if given.
+            tile: LR tile side (0 = whole image); seams are blended.
+            height: output height, aspect ratio kept; beyond the model's factor the rest is
+                Lanczos (said in the ``X-VideoBoost-Note`` header).
+            postprocess: contrast/brightness/unsharp mask, JSON; off by default.
+        """
+        self._check_options(scale, tile)
+        lr = _read_upload(image, "image")
+        sr = self._upscaler(tile).upscale_image(lr, height=height, postprocess=postprocess)
+        headers = {**self.headers, "X-VideoBoost-Postprocess": _postprocess_header(postprocess)}
+        headers["X-VideoBoost-Note"] = plan_output(*lr.shape[:2], self.scale, height)[2]
+        return Response(encode_png(sr), media_type="image/png", headers=headers)
+
+    @bentoml.api(
+        route="/upscale_frames",
+        batchable=True,
+        max_batch_size=CONFIG.max_batch_size,
+        max_latency_ms=CONFIG.max_latency_ms,
+    )
+    def upscale_frames(self, frames: list[FrameUpload]) -> list[str]:
+        """Upscale PNG/JPEG frames with adaptive batching; returns base64 PNGs, in order.
+
+        Concurrent requests are merged into one list (up to ``max_batch_size`` frames); frames
+        of equal size go through the model together. A batchable API takes exactly one
+        argument, so this endpoint uses the default tile and no post-processing.
+        """
+        order = sorted(range(len(frames)), key=lambda i: frames[i].shape)
+        upscaler = self._upscaler(batch=CONFIG.max_batch_size)
+        out: list[str] = [""] * len(frames)
+        for i, sr in zip(order, upscaler.upscale_frames(frames[i] for i in order), strict=True):
+            out[i] = base64.b64encode(encode_png(sr)).decode("ascii")
+        return out
+
+    @bentoml.task(route="/upscale_video")
+    def upscale_video(
+        self,
+        video: VideoUpload,
+        scale: Scale | None = None,
+        tile: Tile = CONFIG.tile,
+        height: Height | None = None,
+        postprocess: PostProcess | None = None,
+    ) -> Annotated[Path, bentoml.validators.ContentType("video/mp4")]:
+        """Upscale a video (a task: submit, poll status, get); returns an H.264 MP4.
+
+        The output has the source's frame rate, frame count and audio streams (copied), as
+        with ``videoboost upscale``. Returned as bytes in a response: BentoML 1.4.40 never
+        completes a task that returns a ``Path``.
+        """
+        from videoboost.videoio import probe, upscale_video
+
+        self._check_options(scale, tile)
+        try:
+            info = probe(video, count_frames=False)
+        except SourceError as exc:
+            raise BadInput(f"not a readable video: {exc}") from exc
+        if info.width * info.height > CONFIG.max_input_pixels:
+            raise PayloadTooLarge(
+                f"video frames are {info.width}x{info.height} = {info.width * info.height} "
+                f"pixels, above the limit of {CONFIG.max_input_pixels} pixels"
+            )
+        if info.frame_count > CONFIG.max_video_frames:
+            raise PayloadTooLarge(
+                f"video has {info.frame_count} frames, above the limit of "
+                f"{CONFIG.max_video_frames} frames; split it"
+            )
+        upscaler = self._upscaler(tile)
+        seen = 0
+
+        def process(frames: list[np.ndarray]):
+            nonlocal seen  # containers without a frame count are bounded here
+            seen += len(frames)
+            if seen > CONFIG.max_video_frames:
+                raise PayloadTooLarge(
+                    f"video has more than {CONFIG.max_video_frames} frames, the limit; split it"
+                )
+            return upscaler.upscale_frames(frames, height=height, postprocess=postprocess)
+
+        with tempfile.TemporaryDirectory(prefix="videoboost-") as tmp:
+            dst = Path(tmp) / "upscaled.mp4"
+            try:
+                result = upscale_video(
+                    video,
+                    dst,
+                    process,
+                    segment_frames=CONFIG.segment_frames,
+                    crf=CONFIG.crf,
+                    preset=CONFIG.preset,
+                )
+            except SourceError as exc:
+                raise BadInput(f"the video cannot be decoded: {exc}") from exc
+            data = dst.read_bytes()
+        note = plan_output(info.height, info.width, self.scale, height)[2]
+        headers = {
+            **self.headers,
+            "X-VideoBoost-Note": note + (f"; {result.note}" if result.note else ""),
+            "X-VideoBoost-Frames": str(result.frames),
+            "X-VideoBoost-Fps": str(result.fps),
+            "X-VideoBoost-Postprocess": _postprocess_header(postprocess),
+            "Content-Disposition": 'attachment; filename="upscaled.mp4"',
+        }
+        return Response(data, media_type="video/mp4", headers=headers)
+
+
+_IMAGE_LIMIT = int(CONFIG.max_image_mb * 2**20)
+VideoBoost.add_asgi_middleware(
+    RequestGuard,
+    limits={
+        "/upscale": _IMAGE_LIMIT,
+        "/upscale_frames": _IMAGE_LIMIT,
+        "/upscale_video": int(CONFIG.max_video_mb * 2**20),
+        "/upscale_video/submit": int(CONFIG.max_video_mb * 2**20),
+    },
+)

@@ -1,0 +1,76 @@
+"""Tiny untrained generators and clips with audio, for the upscale/export/service tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from media import moving_frames
+
+
+def tiny_generator(scale: int = 4, seed: int = 0):
+    """A 4-filter fast generator whose last convolution is random instead of zero.
+
+    A fresh generator *is* bicubic upsampling (zero-initialised last conv); the random kernel
+    makes the convolutional path count, so tiling, batching and export differences show.
+    """
+    import keras
+
+    from models.networks import build_generator
+    from videoboost.config import GeneratorConfig
+
+    keras.utils.set_random_seed(seed)
+    gen = build_generator(GeneratorConfig(tier="fast", filters=4, scale=scale))
+    layer = gen.get_layer("to_subpixels")
+    kernel, bias = layer.get_weights()
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(0, 0.05, kernel.shape).astype("float32"), bias])
+    return gen
+
+
+def make_clip(
+    path: Path,
+    n: int = 10,
+    *,
+    size: tuple[int, int] = (48, 32),
+    rate: Fraction = Fraction(25),
+    audio: bool = True,
+    seed: int = 0,
+) -> Path:
+    """An H.264 clip of ``n`` moving, textured frames (``size`` = w, h), with AAC audio."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "12"}
+        if audio:
+            sound = out.add_stream("aac", rate=22050)
+            sound.layout = "mono"
+        for i, rgb in enumerate(moving_frames(n, h, w, seed)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if audio:
+            samples = int(22050 * n / rate)
+            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 22050)).astype(np.float32)
+            for k in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wave[None, k : k + 1024]), format="flt", layout="mono"
+                )
+                chunk.sample_rate, chunk.pts = 22050, k
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+    return path
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(*container.streams.audio) if p.size]

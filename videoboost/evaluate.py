@@ -1,0 +1,740 @@
+"""Held-out evaluation: a fixed, versioned benchmark set and the scores of a model on it.
+
+The benchmark is whole frames that no dataset uses. By default: ``BenchmarkConfig.frames``
+frames of ``data/sample/bikes.mp4``, taken as ``segments`` runs of consecutive frames spread
+evenly over the clip (consecutive, so flicker can be measured; spread, so a static opening shot
+does not make the whole benchmark), and every still of ``data/sample/stills/`` (``make run``
+trains on ``bigbuckbunny.mp4`` only). HR frames are mod-cropped to the scale, and the LR input is made with
+:func:`videoboost.degrade.degrade` (antialiased bicubic), so the bicubic baseline and the model
+see the same frames.
+
+The benchmark's version is a content hash of the sources (bytes, not paths), the degradation and
+the frame selection. A built benchmark is cached under ``<state>/benchmarks/<version>/``, so two
+evaluations with the same version score exactly the same pixels.
+
+Scores (keys as logged to MLflow, see :data:`METRIC_KEYS`), each the mean over sources (every
+source weighs the same, one long clip does not dominate):
+
+* ``bench_psnr`` / ``bench_ssim``: Y channel, ``scale`` px border shaved; a frame identical to the
+  ground truth counts as :data:`PSNR_CAP` dB so means stay finite;
+* ``bench_psnr_bicubic`` / ``bench_ssim_bicubic`` and ``bench_psnr_gain`` (model - bicubic);
+* ``bench_flicker`` / ``bench_flicker_bicubic``: :func:`videoboost.metrics.flicker` over the
+  consecutive frames of each video (lower is better; absent when no source is a video);
+* ``bench_fps_720p``: frames per second producing a 1280x720 output through the tiling
+  :class:`~videoboost.engine.Upscaler`, median of timed runs after warm-up (the only score
+  that is not deterministic).
+
+This module is plain Python + NumPy/OpenCV; TensorFlow is imported only by
+:func:`evaluate_keras`, MLflow never (see :mod:`videoboost.registry`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from videoboost import state
+from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig
+from videoboost.degrade import degrade, mod_crop, upscale_bicubic
+from videoboost.engine import Predict, Upscaler
+from videoboost.errors import SourceError
+from videoboost.frames import (
+    is_image,
+    iter_video_frames,
+    list_images,
+    read_image,
+    read_video_info,
+)
+from videoboost.metrics import flicker, psnr_y, ssim_y
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+DEFAULT_SOURCES: tuple[Path, ...] = (SAMPLE_DIR / "bikes.mp4", SAMPLE_DIR / "stills")
+FORMAT_VERSION = 2
+PSNR_CAP = 100.0
+OUTPUT_720P = (720, 1280)  # (height, width) of the throughput measurement's output
+
+METRIC_KEYS = (
+    "bench_psnr",
+    "bench_ssim",
+    "bench_psnr_bicubic",
+    "bench_ssim_bicubic",
+    "bench_psnr_gain",
+    "bench_flicker",
+    "bench_flicker_bicubic",
+    "bench_fps_720p",
+)
+
+
+# --------------------------------------------------------------------------- the benchmark set
+
+
+@dataclass(frozen=True)
+class BenchItem:
+    """One source of the benchmark: a video's consecutive frames, or one still.
+
+    Attributes:
+        name: file name, for reports.
+        kind: ``"video"`` or ``"still"``.
+        content_hash: sha256 of the file's bytes (as :func:`videoboost.dataset.source_hash`).
+        lr: ``(n, H/s, W/s, 3)`` uint8 RGB inputs.
+        hr: ``(n, H, W, 3)`` uint8 RGB ground truth, sides multiples of the scale.
+        runs: ``(first frame index in the source, length)`` of each run of consecutive
+            frames, in order; the lengths add up to ``n``.
+    """
+
+    name: str
+    kind: str
+    content_hash: str
+    lr: np.ndarray
+    hr: np.ndarray
+    runs: tuple[tuple[int, int], ...] = ((0, 1),)
+
+    def run_slices(self) -> list[slice]:
+        """Index ranges into ``lr``/``hr`` of each run of consecutive frames."""
+        out, at = [], 0
+        for _, length in self.runs:
+            out.append(slice(at, at + length))
+            at += length
+        return out
+
+    @property
+    def frames(self) -> int:
+        return int(self.hr.shape[0])
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A built benchmark: its version, scale, items and where it is cached."""
+
+    version: str
+    scale: int
+    items: tuple[BenchItem, ...]
+    path: Path
+    config: dict[str, Any]
+    cached: bool = False
+    folder_hashes: tuple[str, ...] = ()  # hashes of folders the stills came from (leak checks)
+
+    @property
+    def frames(self) -> int:
+        return sum(item.frames for item in self.items)
+
+    @property
+    def source_hashes(self) -> set[str]:
+        """Content hashes a training dataset must not contain (files and still folders)."""
+        return {item.content_hash for item in self.items} | set(self.folder_hashes)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "scale": self.scale,
+            "frames": self.frames,
+            "sources": [
+                {
+                    "name": i.name,
+                    "kind": i.kind,
+                    "frames": i.frames,
+                    "hash": i.content_hash,
+                    "runs": [list(r) for r in i.runs],
+                }
+                for i in self.items
+            ],
+            **self.config,
+        }
+
+
+def _file_hash(path: Path) -> str:
+    from videoboost.dataset import source_hash  # same hash as datasets, so leaks are detectable
+
+    return source_hash(path)
+
+
+def _expand(sources: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Sources -> ``[(file, kind)]`` in the given order (folders: their stills, name order)."""
+    files: list[tuple[Path, str]] = []
+    folder_hashes: list[str] = []
+    for src in sources:
+        path = Path(src)
+        if not path.exists():
+            raise SourceError(f"{path}: no such benchmark source; check the path")
+        if path.is_dir():
+            images = list_images(path)
+            if not images:
+                raise SourceError(f"{path}: the folder holds no image for the benchmark")
+            files += [(p, "still") for p in images]
+            folder_hashes.append(_file_hash(path))
+        elif is_image(path):
+            files.append((path, "still"))
+        else:
+            files.append((path, "video"))
+    if not files:
+        raise SourceError("the benchmark needs at least one video or still")
+    return files, folder_hashes
+
+
+def benchmark_version(
+    hashed: Sequence[tuple[str, str]], degrade_cfg: DegradeConfig, cfg: BenchmarkConfig
+) -> str:
+    """Hash of (format, ``[(kind, content hash)]`` in order, degradation, frame selection)."""
+    payload = json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "sources": [list(x) for x in hashed],
+            "degrade": degrade_cfg.model_dump(),
+            "selection": {"frames": cfg.frames, "segments": cfg.segments},
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def plan_runs(total: int, frames: int, segments: int) -> list[tuple[int, int]]:
+    """``(start, length)`` runs of consecutive frames: ``frames`` in all, spread over ``total``.
+
+    A video no longer than ``frames`` is taken whole, as one run. Otherwise the frames are split
+    into ``segments`` runs (fewer if a run would get under 2 frames), the first at the start,
+    the last at the end, the others evenly between.
+    """
+    if total <= frames:
+        return [(0, total)] if total > 0 else []
+    k = max(1, min(segments, frames // 2))
+    lengths = [frames // k + (1 if i < frames % k else 0) for i in range(k)]
+    if k == 1:
+        return [(0, lengths[0])]
+    starts = [round(i * (total - lengths[i]) / (k - 1)) for i in range(k)]
+    return list(zip(starts, lengths, strict=True))
+
+
+def _frame_total(path: Path) -> int:
+    claimed = read_video_info(path).frame_count
+    return claimed if claimed > 0 else sum(1 for _ in iter_video_frames(path))
+
+
+def _read_frames(
+    path: Path, kind: str, cfg: BenchmarkConfig
+) -> tuple[list[np.ndarray], tuple[tuple[int, int], ...]]:
+    """The selected frames of a source and their runs (see :func:`plan_runs`)."""
+    if kind == "still":
+        return [read_image(path)], ((0, 1),)
+    wanted = plan_runs(_frame_total(path), cfg.frames, cfg.segments)
+    keep = {start + j for start, length in wanted for j in range(length)}
+    last = max(keep, default=-1)
+    got: dict[int, np.ndarray] = {}
+    for frame in iter_video_frames(path):
+        if frame.index in keep:
+            got[frame.index] = frame.rgb
+        if frame.index >= last:
+            break
+    # The container's frame count can overstate: keep the part of each run that decoded.
+    runs, frames = [], []
+    for start, length in wanted:
+        run = [got[i] for i in range(start, start + length) if i in got]
+        if run:
+            runs.append((start, len(run)))
+            frames += run
+    if not frames:
+        raise SourceError(f"{path}: no frame could be decoded for the benchmark")
+    return frames, tuple(runs)
+
+
+def build_benchmark(
+    scale: int,
+    sources: Sequence[str | Path] | None = None,
+    cfg: BenchmarkConfig = BenchmarkConfig(),
+    *,
+    cache_dir: str | Path | None = None,
+) -> Benchmark:
+    """Build (or load from the cache) the benchmark at ``scale``.
+
+    Args:
+        scale: the model's integer factor; the LR frames are made at this factor.
+        sources: videos, stills or folders of stills; None = :data:`DEFAULT_SOURCES`.
+        cfg: frame selection (``frames``, ``segments``).
+        cache_dir: where built benchmarks live; None = ``<state>/benchmarks``.
+
+    Returns:
+        The benchmark; ``cached`` tells whether it came from the cache.
+
+    Raises:
+        SourceError: a missing or unreadable source, or a video with no frame to take.
+    """
+    degrade_cfg = DegradeConfig(scale=scale)
+    files, folder_hashes = _expand(sources or DEFAULT_SOURCES)
+    hashed = [(kind, _file_hash(path)) for path, kind in files]
+    version = benchmark_version(hashed, degrade_cfg, cfg)
+    root = Path(cache_dir) if cache_dir else state.home() / "benchmarks"
+    folder = root / version
+    config = {
+        "degrade": degrade_cfg.model_dump(),
+        "selection": {"frames": cfg.frames, "segments": cfg.segments},
+    }
+    cached = _load_cached(folder, version, scale, config, tuple(folder_hashes))
+    if cached is not None:
+        return cached
+
+    items = []
+    for (path, kind), (_, digest) in zip(files, hashed, strict=True):
+        frames, runs = _read_frames(path, kind, cfg)
+        hr = [mod_crop(f, scale) for f in frames]
+        if min(hr[0].shape[:2]) < scale * 4:
+            raise SourceError(f"{path}: frames of {hr[0].shape[1]}x{hr[0].shape[0]} are too small")
+        lr = [degrade(f, degrade_cfg) for f in hr]
+        items.append(BenchItem(path.name, kind, digest, np.stack(lr), np.stack(hr), runs))
+    bench = Benchmark(version, scale, tuple(items), folder, config, False, tuple(folder_hashes))
+    _save(bench)
+    return bench
+
+
+def _save(bench: Benchmark) -> None:
+    """Write the benchmark atomically: a temp folder renamed into place (first writer wins)."""
+    tmp = bench.path.with_name(f".{bench.version}.tmp-{time.monotonic_ns()}")
+    tmp.mkdir(parents=True)
+    try:
+        for i, item in enumerate(bench.items):
+            np.savez(tmp / f"{i:03d}.npz", lr=item.lr, hr=item.hr)
+        (tmp / "benchmark.json").write_text(json.dumps(bench.describe(), indent=2))
+        # Another process may have published the same version first: identical content.
+        with contextlib.suppress(OSError):
+            tmp.rename(bench.path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cached(
+    folder: Path, version: str, scale: int, config: dict, folder_hashes: tuple[str, ...]
+) -> Benchmark | None:
+    meta_file = folder / "benchmark.json"
+    if not meta_file.is_file():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        items = []
+        for i, src in enumerate(meta["sources"]):
+            with np.load(folder / f"{i:03d}.npz") as z:
+                runs = tuple(tuple(r) for r in src["runs"])
+                items.append(
+                    BenchItem(src["name"], src["kind"], src["hash"], z["lr"], z["hr"], runs)
+                )
+    except (OSError, KeyError, ValueError):
+        return None  # a damaged cache is rebuilt, not trusted
+    if meta.get("version") != version or meta.get("scale") != scale:
+        return None
+    return Benchmark(version, scale, tuple(items), folder, config, True, folder_hashes)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _fmt(value: float | None, digits: int = 4, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+@dataclass
+class Report:
+    """Scores of one model on one benchmark.
+
+    Attributes:
+        model: the URI or path that was evaluated.
+        version: registry version, or None for a local file.
+        scale: the model's factor.
+        benchmark: :meth:`Benchmark.describe` of the benchmark used.
+        metrics: :data:`METRIC_KEYS` -> value (flicker keys absent without a video source,
+            ``bench_fps_720p`` absent when throughput was skipped).
+        sources: per-source scores (``name``, ``frames``, ``psnr``, ``psnr_bicubic``, ...).
+        fps: how throughput was measured (``input``, ``output``, ``warmup``, ``seconds``).
+        created: UTC time of the evaluation.
+        notes: warnings for the reader (e.g. a leak check that could not run).
+        sample: ``{"lr", "hr", "bicubic", "sr"}`` uint8 arrays of one frame, for comparison
+            images (not serialised).
+    """
+
+    model: str
+    version: str | None
+    scale: int
+    benchmark: dict[str, Any]
+    metrics: dict[str, float]
+    sources: list[dict[str, Any]]
+    fps: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    notes: list[str] = field(default_factory=list)
+    sample: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def benchmark_version(self) -> str:
+        return self.benchmark["version"]
+
+    @property
+    def label(self) -> str:
+        """Short name for panels: ``v3`` for a registry version, else the file name."""
+        return f"v{self.version}" if self.version else Path(self.model).name or "model"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "scale": self.scale,
+            "benchmark": self.benchmark,
+            "metrics": self.metrics,
+            "sources": self.sources,
+            "fps": self.fps,
+            "created": self.created,
+            "notes": self.notes,
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON; also written (atomically) to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(path)
+        return text
+
+    def table(self) -> str:
+        """Per-source scores, then the logged keys with the bicubic baseline beside each."""
+        m = self.metrics
+        label = f"{self.model}" + (f" (version {self.version})" if self.version else "")
+        lines = [
+            f"{label}, x{self.scale}, on benchmark {self.benchmark_version}: "
+            f"{len(self.sources)} sources, {self.benchmark['frames']} frames",
+        ]
+        name_w = max(8, *(len(s["name"]) for s in self.sources))
+        head = (
+            f"  {'source'.ljust(name_w)} {'frames':>6} {'PSNR':>8} {'bicubic':>8} {'gain':>7}"
+            f" {'SSIM':>7} {'bicubic':>7} {'flicker':>8} {'bicubic':>8}"
+        )
+        lines.append(head)
+        for s in self.sources:
+            lines.append(
+                f"  {s['name'].ljust(name_w)} {s['frames']:>6} {s['psnr']:>8.3f}"
+                f" {s['psnr_bicubic']:>8.3f} {s['psnr'] - s['psnr_bicubic']:>+7.3f}"
+                f" {s['ssim']:>7.4f} {s['ssim_bicubic']:>7.4f}"
+                f" {_fmt(s.get('flicker'), 3):>8} {_fmt(s.get('flicker_bicubic'), 3):>8}"
+            )
+        rows = [
+            ("PSNR Y (dB)", "bench_psnr", "bench_psnr_bicubic"),
+            ("SSIM Y", "bench_ssim", "bench_ssim_bicubic"),
+            ("flicker (lower is better)", "bench_flicker", "bench_flicker_bicubic"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        lines.append(
+            f"  {'mean over sources'.ljust(width)} {'model':>9} {'bicubic':>9} {'diff':>9}"
+        )
+        for title, key, base in rows:
+            a, b = m.get(key), m.get(base)
+            diff = None if a is None or b is None else a - b
+            lines.append(
+                f"  {title.ljust(width)} {_fmt(a):>9} {_fmt(b):>9} {_fmt(diff, sign=True):>9}"
+            )
+        if "bench_fps_720p" in m:
+            lines.append(
+                f"  throughput: {m['bench_fps_720p']:.2f} fps producing {self.fps['output']} "
+                f"from {self.fps['input']} (median of {len(self.fps['seconds'])} runs after "
+                f"{self.fps['warmup']} warm-up)"
+            )
+        lines.append(
+            "  logged keys: " + ", ".join(f"{k}={m[k]:.4f}" for k in METRIC_KEYS if k in m)
+        )
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, border: int) -> float:
+    return min(psnr_y(a, b, border), PSNR_CAP)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values))
+
+
+def score_outputs(
+    bench: Benchmark, outputs: Sequence[Sequence[np.ndarray]]
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Score model outputs (one list of ``(H, W, 3)`` uint8 frames per item) and bicubic.
+
+    Returns:
+        ``(metrics, per_source)``: the ``bench_*`` means over sources (no throughput) and one row
+        per source.
+    """
+    s = bench.scale
+    rows = []
+    for item, srs in zip(bench.items, outputs, strict=True):
+        if len(srs) != item.frames:
+            raise ValueError(f"{item.name}: {len(srs)} outputs for {item.frames} frames")
+        bics = [upscale_bicubic(lr, s) for lr in item.lr]
+        row: dict[str, Any] = {
+            "name": item.name,
+            "kind": item.kind,
+            "frames": item.frames,
+            "psnr": _mean([_psnr(sr, hr, s) for sr, hr in zip(srs, item.hr, strict=True)]),
+            "psnr_bicubic": _mean([_psnr(b, hr, s) for b, hr in zip(bics, item.hr, strict=True)]),
+            "ssim": _mean([ssim_y(sr, hr, s) for sr, hr in zip(srs, item.hr, strict=True)]),
+            "ssim_bicubic": _mean([ssim_y(b, hr, s) for b, hr in zip(bics, item.hr, strict=True)]),
+        }
+        # Flicker within each run of consecutive frames, weighted by its frame-to-frame steps.
+        runs = [r for r in item.run_slices() if r.stop - r.start >= 2]
+        if item.kind == "video" and runs:
+            steps = [r.stop - r.start - 1 for r in runs]
+            for key, outs in (("flicker", list(srs)), ("flicker_bicubic", bics)):
+                values = [flicker(outs[r], list(item.hr[r]), s) for r in runs]
+                row[key] = float(np.average(values, weights=steps))
+        rows.append(row)
+    metrics = {
+        "bench_psnr": _mean([r["psnr"] for r in rows]),
+        "bench_ssim": _mean([r["ssim"] for r in rows]),
+        "bench_psnr_bicubic": _mean([r["psnr_bicubic"] for r in rows]),
+        "bench_ssim_bicubic": _mean([r["ssim_bicubic"] for r in rows]),
+    }
+    metrics["bench_psnr_gain"] = metrics["bench_psnr"] - metrics["bench_psnr_bicubic"]
+    videos = [r for r in rows if "flicker" in r]
+    if videos:
+        metrics["bench_flicker"] = _mean([r["flicker"] for r in videos])
+        metrics["bench_flicker_bicubic"] = _mean([r["flicker_bicubic"] for r in videos])
+    return {k: metrics[k] for k in METRIC_KEYS if k in metrics}, rows
+
+
+def measure_fps(
+    upscaler: Upscaler, cfg: BenchmarkConfig = BenchmarkConfig()
+) -> tuple[float, dict[str, Any]] | None:
+    """Frames per second producing a 1280x720 output: median of timed runs after warm-up.
+
+    The input is ``(720 // s) x (1280 // s)`` LR pixels, a fixed pseudo-random frame (speed does
+    not depend on content for a convolutional net). Returns None when ``cfg.fps_runs`` is 0.
+    """
+    if cfg.fps_runs == 0:
+        return None
+    s = upscaler.scale
+    h, w = OUTPUT_720P[0] // s, OUTPUT_720P[1] // s
+    lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for _ in range(cfg.fps_warmup):
+        upscaler.upscale_image(lr)
+    seconds = []
+    for _ in range(cfg.fps_runs):
+        t0 = time.perf_counter()
+        upscaler.upscale_image(lr)
+        seconds.append(time.perf_counter() - t0)
+    info = {
+        "input": f"{w}x{h}",
+        "output": f"{w * s}x{h * s}",
+        "warmup": cfg.fps_warmup,
+        "seconds": [round(x, 5) for x in seconds],
+    }
+    return 1.0 / statistics.median(seconds), info
+
+
+def _sample_index(bench: Benchmark) -> int:
+    """The item the comparison image shows: the first video, else the first still."""
+    for i, item in enumerate(bench.items):
+        if item.kind == "video":
+            return i
+    return 0
+
+
+def evaluate(
+    predict: Predict,
+    scale: int,
+    bench: Benchmark,
+    cfg: BenchmarkConfig = BenchmarkConfig(),
+    *,
+    model: str = "",
+    version: str | None = None,
+    engine: EngineConfig = EngineConfig(),
+) -> Report:
+    """Score a ``predict`` function on the benchmark, whole frames through the tiling engine.
+
+    Args:
+        predict: ``(N, h, w, 3)`` float32 RGB in [0, 255] -> ``(N, h*s, w*s, 3)`` float32
+            (see :data:`videoboost.engine.Predict`).
+        scale: the model's factor; must equal ``bench.scale``.
+        bench: from :func:`build_benchmark`.
+        cfg: throughput settings.
+        model, version: what is evaluated, for the report.
+        engine: tiling settings (the defaults are the ones serving uses).
+
+    Returns:
+        The :class:`Report`.
+    """
+    if scale != bench.scale:
+        raise ValueError(f"the model is x{scale} but the benchmark is x{bench.scale}")
+    upscaler = Upscaler(predict, scale, engine)
+    outputs = [[upscaler.upscale_image(lr) for lr in item.lr] for item in bench.items]
+    metrics, rows = score_outputs(bench, outputs)
+    fps_info: dict[str, Any] = {}
+    measured = measure_fps(upscaler, cfg)
+    if measured is not None:
+        metrics["bench_fps_720p"], fps_info = measured
+    k = _sample_index(bench)
+    item = bench.items[k]
+    sample = {
+        "lr": item.lr[0],
+        "hr": item.hr[0],
+        "bicubic": upscale_bicubic(item.lr[0], scale),
+        "sr": outputs[k][0],
+    }
+    return Report(
+        model=model,
+        version=version,
+        scale=scale,
+        benchmark=bench.describe(),
+        metrics=metrics,
+        sources=rows,
+        fps=fps_info,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        sample=sample,
+    )
+
+
+def configure_threads(threads: int) -> None:
+    """Pin TF's thread pools (TF's defaults often run one thread here); no-op once TF started."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised in this process: keep its settings
+        pass
+
+
+def evaluate_keras(
+    generator: Any,
+    bench: Benchmark,
+    cfg: BenchmarkConfig = BenchmarkConfig(),
+    *,
+    model: str = "",
+    version: str | None = None,
+) -> Report:
+    """:func:`evaluate` for a Keras generator (the project's I/O contract: [0, 255] in and out)."""
+    from videoboost.tracking import infer_scale
+
+    configure_threads(cfg.threads)
+    return evaluate(
+        static_keras_predict(generator),
+        infer_scale(generator),
+        bench,
+        cfg,
+        model=model,
+        version=version,
+    )
+
+
+def static_keras_predict(generator: Any) -> Predict:
+    """A :data:`~videoboost.engine.Predict` for a Keras generator, one graph per input shape.
+
+    Not :func:`videoboost.engine.keras_predict`: its single graph with ``None`` height and width
+    fails on our generators (Keras 3.15's ``ops.image.resize``, used by the bicubic
+    ``UpSampling2D`` skip, tests ``size[0] <= 0`` as a Python bool, which a symbolic size cannot
+    answer). The benchmark has a handful of shapes (its frame sizes and the 720p tile), so one
+    trace per shape is cheap.
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=False)
+    def run(x):
+        return tf.cast(generator(x, training=False), tf.float32)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return run(tf.convert_to_tensor(batch, tf.float32)).numpy()
+
+    return predict
+
+
+# --------------------------------------------------------------------------- comparison image
+
+
+def detailed_crop(hr: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left corner of the ``side`` x ``side`` window of ``hr`` with the most fine detail.
+
+    Detail = mean absolute Laplacian of the grey image; windows are tried on a grid of half
+    the side, so the choice is deterministic. A flat wall shows no difference between models.
+    """
+    h, w = hr.shape[:2]
+    side = min(side, h, w)
+    grey = cv2.cvtColor(hr, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    step = max(side // 2, 1)
+    ys = sorted({*range(0, h - side + 1, step), h - side})
+    xs = sorted({*range(0, w - side + 1, step), w - side})
+    scores = [(float(energy[y : y + side, x : x + side].mean()), -y, -x) for y in ys for x in xs]
+    _, y, x = max(scores)
+    return -y, -x
+
+
+def side_by_side(
+    panels: Sequence[tuple[str, np.ndarray]],
+    crop: int = 192,
+    corner: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Labelled panels of the same crop, side by side, RGB uint8.
+
+    Args:
+        panels: ``(label, image)`` pairs, every image ``(H, W, 3)`` uint8 of the same size
+            (e.g. bicubic, candidate, champion, ground truth).
+        crop: side of the crop in pixels (clamped to the image).
+        corner: ``(y, x)`` of the crop (e.g. from :func:`detailed_crop`); None = centre.
+    """
+    h, w = panels[0][1].shape[:2]
+    side = min(crop, h, w)
+    y0, x0 = corner if corner is not None else ((h - side) // 2, (w - side) // 2)
+    gap = np.full((side + 20, 4, 3), 255, np.uint8)
+    tiles: list[np.ndarray] = []
+    for label, img in panels:
+        if img.shape[:2] != (h, w):
+            raise ValueError(f"panel {label!r} is {img.shape[:2]}, expected {(h, w)}")
+        tile = np.full((side + 20, side, 3), 255, np.uint8)
+        tile[20:] = img[y0 : y0 + side, x0 : x0 + side]
+        cv2.putText(tile, label, (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        tiles += [tile, gap]
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def comparison(
+    report: Report, *extra: tuple[str, np.ndarray], label: str | None = None, crop: int = 192
+) -> np.ndarray:
+    """bicubic | this report's model | ``extra`` panels | ground truth, on the most detailed crop."""
+    s = report.sample
+    corner = detailed_crop(s["hr"], crop)
+    panels = [
+        ("bicubic", s["bicubic"]),
+        (label or report.label, s["sr"]),
+        *extra,
+        ("ground truth", s["hr"]),
+    ]
+    return side_by_side(panels, crop, corner)
+
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "METRIC_KEYS",
+    "BenchItem",
+    "Benchmark",
+    "Report",
+    "benchmark_version",
+    "build_benchmark",
+    "comparison",
+    "configure_threads",
+    "detailed_crop",
+    "evaluate",
+    "evaluate_keras",
+    "measure_fps",
+    "plan_runs",
+    "score_outputs",
+    "side_by_side",
+    "static_keras_predict",
+]

@@ -1,0 +1,275 @@
+"""BentoML at the edge: the generator into the BentoML model store, and the bento build.
+
+The only module (with ``service/``) that imports BentoML. The served model travels as a BentoML
+model named like the registered MLflow model (``videoboost-generator``), holding
+``generator.keras`` plus where it came from::
+
+    labels    mlflow_model, mlflow_version, mlflow_run_id, scale, source, and the registry
+              version's metric tags (e.g. bench_psnr) -- copied onto the bento by build_bento
+    metadata  the same, plus every tag of the MLflow model version
+
+``bentoml build`` then references that model by tag (models are not copied into the bento
+until export or containerize), and :func:`build_bento` pins the tag as the bento argument
+``model``, so a built bento serves exactly the version it was built from.
+
+``BENTOML_HOME`` is read when BentoML is first imported: every entry point here calls
+:func:`videoboost.state.configure_environment` first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from videoboost import state
+from videoboost.errors import ModelNotFound, VideoBoostError
+
+BENTO_MODEL = "videoboost-generator"  # same name as the MLflow registered model
+BENTO_NAME = "videoboost"
+MODEL_FILE = "generator.keras"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
+# MLflow version tags copied onto the bento's labels (metrics written at registration and
+# promotion); anything else stays in the model's metadata only.
+_METRIC_TAG_PREFIXES = ("bench_", "val_", "final_")
+
+
+class BuildFailed(VideoBoostError):
+    """``bentoml build`` did not produce a bento."""
+
+
+def _bentoml():
+    if "bentoml" not in sys.modules:  # inside `bentoml serve` its home is already fixed
+        state.configure_environment()
+    import bentoml
+
+    return bentoml
+
+
+def bentoml_home() -> str:
+    """The model/bento store BentoML actually uses (fixed when it was imported)."""
+    _bentoml()
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return str(BentoMLContainer.bentoml_home.get())
+
+
+def _no_model_message(tag: str) -> str:
+    return (
+        f"no BentoML model {tag} in the model store at {bentoml_home()}: import "
+        "the registry champion with `videoboost bento import` (or build the whole bento with "
+        "`videoboost bento build`); to serve another model pass `--model URI_OR_PATH` there. "
+        "No champion yet? Train one with `videoboost train` and promote it."
+    )
+
+
+def _source_key(info: dict[str, Any]) -> str:
+    """What identifies the imported model: the registry version, or the file's content."""
+    uri = str(info["uri"])
+    if info.get("version") is not None:
+        return f"models:/{info.get('name', BENTO_MODEL)}/{info['version']}"
+    path = Path(uri)
+    if path.is_file():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return f"file:sha256:{digest}"
+    return uri
+
+
+def _registry_details(version: str | None) -> dict[str, str]:
+    """The MLflow model version's run id and tags ({} for files and unregistered runs)."""
+    if version is None:
+        return {}
+    from videoboost import tracking
+
+    client = tracking._mlflow().MlflowClient()
+    mv = tracking.with_store_retries(
+        lambda: client.get_model_version(tracking.MODEL_NAME, version),
+        f"reading {tracking.MODEL_NAME} version {version}",
+    )
+    return {"run_id": mv.run_id or "", **{k: str(v) for k, v in (mv.tags or {}).items()}}
+
+
+def _fetch_registered(uri: str, folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The ``.keras`` file and scale of a logged MLflow Keras model, without TensorFlow.
+
+    Copies the artifact as logged (no load/save round trip) and reads ``scale`` from the
+    logged model's metadata. Returns None when that is not possible (no keras flavor, no
+    ``scale`` metadata, or nothing at ``uri``): the caller then loads the model with
+    :func:`videoboost.tracking.load_generator`, which also words the error.
+    """
+    import yaml
+
+    from videoboost import tracking
+
+    mlflow = tracking._mlflow()
+    tracking.setup()
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+        meta = yaml.safe_load((local / "MLmodel").read_text())
+        keras_file = local / meta["flavors"]["keras"]["data"] / "model.keras"
+        scale = int(meta["metadata"]["scale"])
+    except Exception:  # many MLflow error types; the fallback reports properly
+        return None
+    if not keras_file.is_file():
+        return None
+    version = tracking._resolve_version(uri)
+    return keras_file, {
+        "uri": uri,
+        "scale": scale,
+        "version": version,
+        "run_id": meta.get("run_id"),
+    }
+
+
+def import_model(model: str | None = None, *, reuse: bool = True):
+    """Put a generator into the BentoML model store.
+
+    A registry or run URI is copied as logged (its ``.keras`` file, ``scale`` from the logged
+    metadata; TensorFlow is not needed). A ``.keras``/``.h5`` file is loaded and re-saved as
+    ``.keras``. The service checks the scale against the network when it starts.
+
+    Args:
+        model: MLflow URI (``models:/videoboost-generator@champion``, ``models:/.../3``,
+            ``runs:/...``) or a ``.keras``/``.h5`` file; None = the registry's champion.
+        reuse: return an existing BentoML model imported from the same registry version (or
+            the same file content) instead of adding a copy.
+
+    Returns:
+        The ``bentoml.Model`` (``.tag``, ``.info.labels``, ``.path``).
+
+    Raises:
+        ModelNotFound: nothing at ``model`` (or no champion), with what to do.
+    """
+    import shutil
+
+    from videoboost.tracking import CHAMPION, MODEL_NAME, load_generator
+
+    uri = model or f"models:/{MODEL_NAME}@{CHAMPION}"
+    with tempfile.TemporaryDirectory(prefix="videoboost-import-") as tmp:
+        fetched = None
+        if uri.startswith(("models:/", "runs:/")):
+            fetched = _fetch_registered(uri, Path(tmp))
+        if fetched is None:
+            generator, info = load_generator(model)
+            keras_file = Path(tmp) / MODEL_FILE
+            generator.save(keras_file)
+        else:
+            keras_file, info = fetched
+        key = _source_key(info)
+        bentoml = _bentoml()
+        from bentoml.exceptions import NotFound
+
+        if reuse:
+            try:
+                existing = bentoml.models.list(BENTO_MODEL)
+            except NotFound:  # no model of that name yet
+                existing = []
+            for candidate in existing:
+                if candidate.info.labels.get("source_key") == key:
+                    return candidate
+        details = _registry_details(info.get("version"))
+        labels = {
+            "mlflow_model": MODEL_NAME if info.get("version") is not None else "",
+            "mlflow_version": str(info.get("version") or ""),
+            "mlflow_run_id": details.get("run_id") or str(info.get("run_id") or ""),
+            "scale": str(info["scale"]),
+            "source": str(info["uri"]),
+            "source_key": key,
+            **{k: v for k, v in details.items() if k.startswith(_METRIC_TAG_PREFIXES)},
+        }
+        metadata = {
+            "scale": int(info["scale"]),
+            "registry_version": str(info.get("version") or ""),
+            "source_uri": str(info["uri"]),
+            "mlflow_tags": details,
+        }
+        with bentoml.models.create(BENTO_MODEL, labels=labels, metadata=metadata) as bento_model:
+            shutil.copyfile(keras_file, bento_model.path_of(MODEL_FILE))
+    return bento_model
+
+
+def resolve_model(tag: str | None = None):
+    """The BentoML model to serve: ``tag``, or the latest ``videoboost-generator``.
+
+    Raises:
+        ModelNotFound: not in the store, with how to import one.
+    """
+    bentoml = _bentoml()
+    from bentoml.exceptions import NotFound
+
+    wanted = tag or f"{BENTO_MODEL}:latest"
+    try:
+        return bentoml.models.get(wanted)
+    except (NotFound, ValueError) as exc:
+        raise ModelNotFound(_no_model_message(wanted)) from exc
+
+
+def model_file(bento_model) -> Path:
+    """The ``.keras`` file inside a BentoML model."""
+    return Path(bento_model.path_of(MODEL_FILE))
+
+
+def build_bento(model: str | None = None, *, bento_model_tag: str | None = None) -> str:
+    """Import ``model`` (default: the champion) and run ``bentoml build``; returns the tag.
+
+    The bento gets the model's labels (MLflow name, version, run id, scale, metrics) and the
+    bento argument ``model=<BentoML model tag>``, so serving it always loads that version.
+
+    Args:
+        model: as in :func:`import_model`; ignored when ``bento_model_tag`` is given.
+        bento_model_tag: build around a model already in the BentoML store.
+
+    Returns:
+        ``"videoboost:<version>"``.
+
+    Raises:
+        ModelNotFound: no such model (or no champion).
+        BuildFailed: ``bentoml build`` failed (its output is in the message).
+    """
+    bento_model = resolve_model(bento_model_tag) if bento_model_tag else import_model(model)
+    labels = {k: v for k, v in bento_model.info.labels.items() if v and k != "source_key"}
+    labels["bento_model"] = str(bento_model.tag)
+    # A subprocess, not bentoml.bentos.build_bentofile: the build imports service/service.py,
+    # whose model tag is read at import, and an earlier import in this process would be reused.
+    cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(BENTOFILE), "-o", "tag"]
+    cmd += ["--arg", f"model={bento_model.tag}"]
+    for key, value in sorted(labels.items()):
+        cmd += ["--label", f"{key}={value}"]
+    cmd.append(str(PROJECT_ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        # `bentoml build` runs from the build context; keep stray files out of it.
+        out = subprocess.run(
+            cmd, cwd=tmp, capture_output=True, text=True, env=os.environ.copy(), timeout=600
+        )
+    tag = next(
+        (
+            line.split("__tag__:", 1)[1].strip()
+            for line in out.stdout.splitlines()
+            if "__tag__:" in line
+        ),
+        None,
+    )
+    if out.returncode != 0 or not tag:
+        tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-15:])
+        raise BuildFailed(f"`bentoml build` failed (exit {out.returncode}):\n{tail}")
+    return tag
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m videoboost.serving [MODEL]``: import and build, print the bento tag."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        print(build_bento(args[0] if args else None))
+    except VideoBoostError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
