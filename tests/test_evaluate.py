@@ -12,6 +12,7 @@ import toys
 from media import moving_frames, write_clip, write_video
 
 from videoboost.cli import main
+from videoboost.compare import side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig
 from videoboost.degrade import degrade, upscale_bicubic
 from videoboost.evaluate import (
@@ -23,7 +24,6 @@ from videoboost.evaluate import (
     evaluate,
     evaluate_keras,
     plan_runs,
-    side_by_side,
 )
 from videoboost.metrics import flicker
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from media import write_clip
 
+from videoboost.compare import comparison_image
 from videoboost.config import GeneratorConfig, TrainConfig
 from videoboost.dataset import build_dataset
-from videoboost.train import EPOCH_KEYS, comparison_image, train
+from videoboost.train import EPOCH_KEYS, train
 
 
 @pytest.fixture(scope="module")

@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from videoboost import state
+from videoboost.compare import detailed_crop, side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig
 from videoboost.degrade import degrade, mod_crop, upscale_bicubic
 from videoboost.engine import Predict, Upscaler
@@ -658,52 +658,6 @@ def static_keras_predict(generator: Any) -> Predict:
 # --------------------------------------------------------------------------- comparison image
 
 
-def detailed_crop(hr: np.ndarray, side: int) -> tuple[int, int]:
-    """Top-left corner of the ``side`` x ``side`` window of ``hr`` with the most fine detail.
-
-    Detail = mean absolute Laplacian of the grey image; windows are tried on a grid of half
-    the side, so the choice is deterministic. A flat wall shows no difference between models.
-    """
-    h, w = hr.shape[:2]
-    side = min(side, h, w)
-    grey = cv2.cvtColor(hr, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
-    step = max(side // 2, 1)
-    ys = sorted({*range(0, h - side + 1, step), h - side})
-    xs = sorted({*range(0, w - side + 1, step), w - side})
-    scores = [(float(energy[y : y + side, x : x + side].mean()), -y, -x) for y in ys for x in xs]
-    _, y, x = max(scores)
-    return -y, -x
-
-
-def side_by_side(
-    panels: Sequence[tuple[str, np.ndarray]],
-    crop: int = 192,
-    corner: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Labelled panels of the same crop, side by side, RGB uint8.
-
-    Args:
-        panels: ``(label, image)`` pairs, every image ``(H, W, 3)`` uint8 of the same size
-            (e.g. bicubic, candidate, champion, ground truth).
-        crop: side of the crop in pixels (clamped to the image).
-        corner: ``(y, x)`` of the crop (e.g. from :func:`detailed_crop`); None = centre.
-    """
-    h, w = panels[0][1].shape[:2]
-    side = min(crop, h, w)
-    y0, x0 = corner if corner is not None else ((h - side) // 2, (w - side) // 2)
-    gap = np.full((side + 20, 4, 3), 255, np.uint8)
-    tiles: list[np.ndarray] = []
-    for label, img in panels:
-        if img.shape[:2] != (h, w):
-            raise ValueError(f"panel {label!r} is {img.shape[:2]}, expected {(h, w)}")
-        tile = np.full((side + 20, side, 3), 255, np.uint8)
-        tile[20:] = img[y0 : y0 + side, x0 : x0 + side]
-        cv2.putText(tile, label, (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        tiles += [tile, gap]
-    return np.concatenate(tiles[:-1], axis=1)
-
-
 def comparison(
     report: Report, *extra: tuple[str, np.ndarray], label: str | None = None, crop: int = 192
 ) -> np.ndarray:
@@ -729,12 +683,10 @@ __all__ = [
     "build_benchmark",
     "comparison",
     "configure_threads",
-    "detailed_crop",
     "evaluate",
     "evaluate_keras",
     "measure_fps",
     "plan_runs",
     "score_outputs",
-    "side_by_side",
     "static_keras_predict",
 ]

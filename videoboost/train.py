@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from videoboost.compare import comparison_image
 from videoboost.config import TrainConfig
 from videoboost.dataset import load_info, load_val_frames, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
@@ -79,34 +80,6 @@ def predict_frame(generator, lr: np.ndarray) -> np.ndarray:
     """Run the generator on one RGB uint8 frame; returns RGB uint8 ``(H*s, W*s, 3)``."""
     out = generator(lr[None].astype(np.float32), training=False)
     return np.clip(np.rint(np.asarray(out)[0]), 0, 255).astype(np.uint8)
-
-
-def comparison_image(lr: np.ndarray, sr: np.ndarray, hr: np.ndarray, crop: int = 192) -> np.ndarray:
-    """LR (nearest) | bicubic | generator | HR, side by side on a centre crop, labelled.
-
-    Args:
-        lr: ``(h, w, 3)`` uint8 input; sr, hr: ``(h*s, w*s, 3)`` uint8.
-        crop: HR-pixel side of the crop (kept a multiple of the scale).
-    """
-    s = hr.shape[0] // lr.shape[0]
-    side = min(crop, lr.shape[0] * s, lr.shape[1] * s) // s * s
-    cy = (hr.shape[0] // 2 - side // 2) // s * s
-    cx = (hr.shape[1] // 2 - side // 2) // s * s
-    lr_c = lr[cy // s : (cy + side) // s, cx // s : (cx + side) // s]
-    panels = [
-        ("LR (nearest)", cv2.resize(lr_c, (side, side), interpolation=cv2.INTER_NEAREST)),
-        ("bicubic", upscale_bicubic(lr_c, s)),
-        ("VideoBoost", sr[cy : cy + side, cx : cx + side]),
-        ("HR", hr[cy : cy + side, cx : cx + side]),
-    ]
-    gap = np.full((side + 20, 4, 3), 255, np.uint8)
-    tiles = []
-    for label, img in panels:
-        tile = np.full((side + 20, side, 3), 255, np.uint8)
-        tile[20:] = img
-        cv2.putText(tile, label, (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-        tiles += [tile, gap]
-    return np.concatenate(tiles[:-1], axis=1)
 
 
 class WholeFrameValidation(keras.callbacks.Callback):
