@@ -92,16 +92,32 @@ def train_task(dataset_dir: str, cfg: TrainConfig) -> dict[str, Any]:
 def promote_task(
     version: str, cfg: PromoteConfig, videos: list[str] | None, frames: int | None
 ) -> dict[str, Any]:
+    from videoboost.config import BenchmarkConfig
     from videoboost.registry import promote
 
-    decision = promote(version, cfg=cfg, videos=videos, frames=frames)
-    summary = decision.summary()
+    bench_cfg = BenchmarkConfig(frames=frames) if frames else BenchmarkConfig()
+    decision = promote(version, cfg, sources=videos, bench_cfg=bench_cfg)
+    text = decision.summary()
+    get_run_logger().info("%s", text)
     create_markdown_artifact(
         key="promotion",
-        markdown="## Promotion decision\n\n" + _md_table(summary),
+        markdown=f"## Promotion decision\n\n```\n{text}\n```",
         description="Candidate vs bicubic and vs the champion on held-out footage",
     )
-    return summary
+    cand = decision.candidate_report.metrics if decision.candidate_report else {}
+    champ = decision.champion_report.metrics if decision.champion_report else {}
+    return {
+        "decision": decision.decision,
+        "promoted": decision.decision == "promoted",
+        "reason": decision.reason,
+        "candidate": decision.candidate,
+        "champion": decision.champion,
+        "aliases": decision.moves,
+        "benchmark": decision.benchmark,
+        "candidate_metrics": cand,
+        "champion_metrics": champ,
+        "summary": text,
+    }
 
 
 @task(cache_policy=NO_CACHE, **STORE_RETRIES)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from videoboost.state import configure_environment
 
@@ -17,8 +16,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "videoboost.commands.evaluate",
     "videoboost.commands.upscale",
 )
-
-SAMPLE_CLIP = Path(__file__).resolve().parent.parent / "data" / "sample" / "bigbuckbunny.mp4"
 
 
 def _add_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -153,13 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from videoboost.dataset import build_dataset
-    from videoboost.state import home
+    """The main job: the Prefect retrain pipeline, then the batch upscaler on the sample."""
+    from flows.main_job import main_job, print_report
 
-    sources = args.sources or [SAMPLE_CLIP]
-    out = Path(args.out) if args.out else home() / "datasets" / "sample"
-    info = build_dataset(sources, out, dataset_config_from_args(args))
-    print_dataset(info)
+    print_report(main_job(args.sources or None))
     return 0
 
 
@@ -197,10 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("run", help="the main job on the bundled sample clip (or given sources)")
-    r.add_argument("sources", nargs="*", help="default: the bundled sample clip")
-    r.add_argument("--out", default=None, help="dataset folder (default: <state>/datasets/sample)")
-    _add_dataset_options(r)
+    r = sub.add_parser(
+        "run", help="the main job: retrain pipeline on the sample clip, then upscale it"
+    )
+    r.add_argument("sources", nargs="*", help="training footage (default: the bundled clip)")
     r.set_defaults(func=cmd_run)
 
     import importlib
