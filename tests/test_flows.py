@@ -66,3 +66,87 @@ def test_prefect_yaml_deployments_reference_importable_flows():
         flow = getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), func)
         # Parameters in prefect.yaml must validate against the flow's own signature.
         flow.validate_parameters(d.get("parameters", {}))
+
+
+def tiny_train_cfg():
+    from videoboost.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+
+    return TrainConfig(
+        generator=GeneratorConfig(tier="fast", filters=8, scale=4),
+        discriminator=DiscriminatorConfig(filters=4, blocks=2),
+        steps_per_epoch=20,
+        pretrain_epochs=2,
+        gan_epochs=0,
+        batch_size=8,
+        warmup_steps=5,
+        val_frames=2,
+        learning_rate=3e-3,
+    )
+
+
+@pytest.mark.slow
+def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path):
+    import mlflow
+
+    from flows.params import RetrainParams
+    from flows.retrain import retrain
+    from videoboost.config import PromoteConfig
+    from videoboost.tracking import MODEL_NAME
+
+    clip = write_video(tmp_path / "clip.avi", moving_frames(30))
+    bench = write_video(tmp_path / "heldout.avi", moving_frames(12, seed=5))
+    params = RetrainParams(
+        sources=[str(clip)],
+        dataset_dir=str(tmp_path / "ds"),
+        dataset=tiny_dataset_cfg(),
+        train=tiny_train_cfg(),
+        # A floor any trained toy clears: this test is about the wiring, not the quality bar.
+        promote=PromoteConfig(min_gain_db=-100.0),
+        benchmark_videos=[str(bench)],
+        benchmark_frames=4,
+    )
+    first = retrain(params)
+    assert first["dataset"]["validation"] == "passed" and not first["dataset"]["cached"]
+    assert first["run"]["version"] == "1"
+    assert first["promotion"]["decision"] == "promoted"
+    assert first["bento"] and first["bento"].startswith("videoboost:")
+
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+    run = client.get_run(first["run"]["run_id"])
+    assert run.data.tags["dataset_version"] == first["dataset"]["version"]
+
+    second = retrain(params)
+    assert (
+        second["dataset"]["cached"] and second["dataset"]["version"] == first["dataset"]["version"]
+    )
+    assert second["run"]["version"] == "2"
+    # Same data, same seed: the candidate cannot beat the champion by the margin.
+    assert second["promotion"]["decision"] in {"rejected", "unchanged"}
+    assert second["bento"] is None
+
+
+@pytest.mark.slow
+def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp_path):
+    from tiny import tiny_generator
+
+    from flows.batch import batch_upscale
+    from videoboost.videoio import probe
+
+    model = tmp_path / "g.keras"
+    tiny_generator(scale=4).save(model)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_video(inputs / "a.avi", moving_frames(6, h=32, w=48))
+    write_video(inputs / "b.avi", moving_frames(5, h=32, w=48, seed=3))
+    (inputs / "broken.mp4").write_bytes(b"\x00\x00 not a video at all" * 64)
+    out = tmp_path / "out"
+    state = batch_upscale([str(inputs)], out_dir=str(out), model=str(model), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception, match=r"broken\.mp4") as err:
+        state.result()
+    assert "1 of 3 inputs failed" in str(err.value)
+    for name, frames in (("a.mp4", 6), ("b.mp4", 5)):
+        info = probe(out / name)
+        assert (info.width, info.height, info.frame_count) == (192, 128, frames)
+    assert not (out / "broken.mp4").exists()

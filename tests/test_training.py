@@ -65,6 +65,15 @@ def test_pixel_training_beats_bicubic(dataset, tmp_path):
     assert [p.name for p in samples] == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
 
 
+def test_training_is_deterministic(dataset, tmp_path):
+    cfg = tiny(pretrain_epochs=1, steps_per_epoch=10)
+    a = train(dataset, cfg, tmp_path / "a", progress=False)
+    b = train(dataset, cfg, tmp_path / "b", progress=False)
+    assert a.history == b.history
+    for wa, wb in zip(a.generator.get_weights(), b.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_adversarial_phase_logs_both_losses(dataset, tmp_path):
     cfg = tiny(pretrain_epochs=1, gan_epochs=1, steps_per_epoch=5,
                discriminator={"filters": 4, "blocks": 2})  # fmt: skip

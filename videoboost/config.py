@@ -113,6 +113,9 @@ class TrainConfig(_Frozen):
     sample_every: int = Field(1, ge=1, description="Log a comparison image every k epochs.")
     early_stopping_patience: int = Field(5, ge=1)
     seed: int = 0
+    deterministic: bool = Field(
+        True, description="TF op determinism: the same seed and data give the same model."
+    )
     threads: int = Field(2, ge=1, description="TF intra-op threads (TF defaults often use one).")
 
 
@@ -211,7 +214,9 @@ class ServeConfig(UpscaleConfig):
     )
     max_video_frames: int = Field(9000, ge=1, description="Frame budget of one video job.")
     max_tile: int = Field(1024, ge=32, description="Largest tile a request may ask for.")
-    max_batch_size: int = Field(8, ge=1, description="Adaptive batching: frames per model call.")
+    max_batch_size: int = Field(
+        8, ge=1, description="Adaptive batching: frames per model call; 1 = batching off."
+    )
     max_latency_ms: int = Field(
         30000,
         ge=100,

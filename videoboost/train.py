@@ -61,6 +61,9 @@ def configure_tf(cfg: TrainConfig) -> None:
     except RuntimeError:  # already initialised in this process: keep what is set
         pass
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        # Multi-threaded reductions otherwise differ run to run; measured cost here is small.
+        tf.config.experimental.enable_op_determinism()
 
 
 def learning_rate_schedule(initial: float, warmup: int, total_steps: int, minimum: float):
