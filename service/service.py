@@ -28,6 +28,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -284,6 +285,18 @@ def _postprocess_header(pp: PostProcess | None) -> str:
     return pp.model_dump_json() if pp is not None and not pp.is_identity else "off"
 
 
+# max_batch_size 1 turns adaptive batching off (BentoML requires 2 or more when it is on).
+_BATCHING = (
+    {
+        "batchable": True,
+        "max_batch_size": CONFIG.max_batch_size,
+        "max_latency_ms": CONFIG.max_latency_ms,
+    }
+    if CONFIG.max_batch_size > 1
+    else {}
+)
+
+
 @bentoml.service(
     name="videoboost",
     workers=1,
@@ -313,6 +326,7 @@ class VideoBoost:
         self.scale = int(info["scale"])
         self.predict = keras_predict(generator)
         self.predict(np.zeros((1, 16, 16, 3), np.float32))  # trace the graph before serving
+        self.encoders = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="png")
         self.headers = {
             "X-VideoBoost-Model": str(MODEL.tag),
             "X-VideoBoost-Registry-Version": MODEL.info.labels.get("mlflow_version", ""),
@@ -365,24 +379,24 @@ class VideoBoost:
         headers["X-VideoBoost-Note"] = plan_output(*lr.shape[:2], self.scale, height)[2]
         return Response(encode_png(sr), media_type="image/png", headers=headers)
 
-    @bentoml.api(
-        route="/upscale_frames",
-        batchable=True,
-        max_batch_size=CONFIG.max_batch_size,
-        max_latency_ms=CONFIG.max_latency_ms,
-    )
+    @bentoml.api(route="/upscale_frames", **_BATCHING)
     def upscale_frames(self, frames: list[FrameUpload]) -> list[str]:
         """Upscale PNG/JPEG frames with adaptive batching; returns base64 PNGs, in order.
 
         Concurrent requests are merged into one list (up to ``max_batch_size`` frames); frames
         of equal size go through the model together. A batchable API takes exactly one
-        argument, so this endpoint uses the default tile and no post-processing.
+        argument, so this endpoint uses the default tile and no post-processing. With
+        ``max_batch_size`` 1 the endpoint is an ordinary one (each request on its own).
         """
         order = sorted(range(len(frames)), key=lambda i: frames[i].shape)
         upscaler = self._upscaler(batch=CONFIG.max_batch_size)
+        srs = upscaler.upscale_frames(frames[i] for i in order)
+        # PNG encoding of a 720p frame costs about what the model does, and OpenCV releases
+        # the GIL while encoding: spread the batch's encodes over the cores.
+        pngs = self.encoders.map(lambda sr: base64.b64encode(encode_png(sr)).decode(), srs)
         out: list[str] = [""] * len(frames)
-        for i, sr in zip(order, upscaler.upscale_frames(frames[i] for i in order), strict=True):
-            out[i] = base64.b64encode(encode_png(sr)).decode("ascii")
+        for i, png in zip(order, pngs, strict=True):
+            out[i] = png
         return out
 
     @bentoml.task(route="/upscale_video")

@@ -27,8 +27,8 @@ def _reload(fmt: str, path: Path):
     if fmt == "savedmodel":
         import tensorflow as tf
 
-        serve = tf.saved_model.load(str(path)).serve  # what TF Serving calls
-        return lambda x: serve(tf.constant(x)).numpy()
+        loaded = tf.saved_model.load(str(path))  # keep it: it owns the variables
+        return lambda x: loaded.serve(tf.constant(x)).numpy()  # the signature TF Serving calls
     import models.layers  # noqa: F401  PixelShuffle must be registered to load
 
     reloaded = keras.models.load_model(path, compile=False)
@@ -46,7 +46,7 @@ def test_export_reloads_with_identical_outputs(tmp_path, model, capsys, fmt, nam
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
     got = _reload(fmt, out)(lr)
     assert got.shape == (2, 48, 80, 3)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3)  # ~1e-3 of a grey level
+    np.testing.assert_array_equal(got, expected)  # same weights, same ops: bit for bit
 
 
 def test_export_adds_the_suffix_and_refuses_to_overwrite(tmp_path, model, capsys):

@@ -175,3 +175,12 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path, capsys):
     assert rc == 2
     assert "would both be written to" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_preset_choices_match_the_config():
+    from typing import get_args
+
+    from videoboost.commands.upscale import X264_PRESETS
+    from videoboost.config import UpscaleConfig
+
+    assert get_args(UpscaleConfig.model_fields["preset"].annotation) == X264_PRESETS

@@ -30,6 +30,8 @@ VIDEO_SUFFIXES = frozenset(
 # Output containers for a single video file; a folder run always writes .mp4.
 VIDEO_OUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv"})
 EXPORT_SUFFIXES = {"keras": ".keras", "h5": ".h5", "savedmodel": ""}
+# UpscaleConfig.preset's values, spelled out so that --help needs no pydantic import.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 
 
 class OutputConflict(VideoBoostError):
@@ -386,7 +388,7 @@ def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) 
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{want}")
     try:
         if fmt == "savedmodel":
-            generator.export(str(tmp), format="tf_saved_model", verbose=False)
+            _open_shape_clone(generator).export(str(tmp), format="tf_saved_model", verbose=False)
         else:
             generator.save(str(tmp))
         if path.is_dir():
@@ -400,6 +402,38 @@ def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) 
         else:
             tmp.unlink(missing_ok=True)
     return path
+
+
+def _open_shape_clone(generator):
+    """``generator`` with its interpolating ``UpSampling2D`` layers swapped for a plain
+    ``tf.image.resize`` on the runtime shape (same op, same numbers, shared weights).
+
+    Keras 3.15's ``UpSampling2D(interpolation="bicubic")`` cannot be traced with open height
+    and width (it tests a symbolic size as a Python bool), and a SavedModel for TF Serving
+    must accept any frame size.
+    """
+    import keras
+    import tensorflow as tf
+
+    class OpenShapeResize(keras.layers.Layer):
+        def __init__(self, factor: tuple[int, int], method: str, **kwargs):
+            super().__init__(**kwargs)
+            self.factor, self.method = factor, method
+
+        def call(self, x):
+            size = tf.shape(x)[1:3] * tf.constant(self.factor, tf.int32)
+            return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation != "nearest":
+            if layer.data_format != "channels_last":
+                raise VideoBoostError(f"{layer.name}: only channels_last models can be exported")
+            return OpenShapeResize(tuple(layer.size), layer.interpolation, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(generator, clone_function=clone)
+    copy.set_weights(generator.get_weights())
+    return copy
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -473,7 +507,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--segment-frames", type=int, default=None, metavar="N",
                    help="frames per resumable segment (default 64)")  # fmt: skip
     v.add_argument("--crf", type=int, default=None, help="x264 quality 0-51 (default 18)")
-    v.add_argument("--preset", default=None, help="x264 preset (default medium)")
+    v.add_argument("--preset", default=None, choices=X264_PRESETS,
+                   help="x264 speed/size trade-off (default medium)")  # fmt: skip
     u.add_argument("--threads", type=int, default=None, help="TF threads (default: all cores)")
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(func=cmd_upscale)

@@ -1,0 +1,323 @@
+"""Benchmark: the BentoML service on 320x180 -> 1280x720 frames (x4), against the bare model.
+
+Measures, in one run on this machine:
+
+* the bare model in this process (``keras_predict`` on one 320x180 frame), and the same plus
+  what a request adds in process (PNG decode, engine, PNG encode);
+* ``bentoml serve`` on 127.0.0.1 (one worker, from source), latency p50/p95/p99 and
+  throughput at 1, 4 and 16 concurrent clients, for ``/upscale_frames`` with adaptive
+  batching (``max_batch_size`` 8) and without (``max_batch_size`` 1, a second server), and for
+  ``/upscale`` (one image per request, never batched).
+
+Every request sends one PNG frame and gets one 1280x720 PNG back. The clients run in this
+process (threads), on the same cores as the server: on a 2-core machine they take a share.
+Requests are bounded (``--requests`` per cell); p99 of a few dozen requests is close to the
+maximum. Speed does not depend on the weights: without ``--model`` the fast tier
+(``GeneratorConfig(tier="fast", filters=64)``) is random-initialised.
+
+Prints a table and writes ``bench/results/serve.json``.
+
+    .venv/bin/python bench/serve.py [--model URI_OR_PATH] [--requests 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="videoboost-bench-serve-"))
+# BentoML reads its home when first imported: a private store for this run.
+os.environ.update(
+    BENTOML_HOME=str(WORK / "bentoml"),
+    VIDEOBOOST_HOME=os.environ.get("VIDEOBOOST_HOME") or str(ROOT / ".state"),
+    BENTOML_DO_NOT_TRACK="true",
+    DO_NOT_TRACK="true",
+    MLFLOW_DISABLE_TELEMETRY="true",
+    TF_CPP_MIN_LOG_LEVEL="2",
+)
+
+from videoboost.state import configure_environment  # noqa: E402
+
+configure_environment()
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+LR_H, LR_W = 180, 320
+CONCURRENCY = (1, 4, 16)
+
+
+def frame_png(seed: int) -> bytes:
+    """A 320x180 frame of the bundled clip (textured, moving), PNG-encoded."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(ROOT / "data" / "sample" / "bigbuckbunny.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 10 + seed)
+    ok, bgr = cap.read()
+    cap.release()
+    if not ok:
+        bgr = (np.random.default_rng(seed).random((720, 1280, 3)) * 255).astype(np.uint8)
+    small = cv2.resize(bgr, (LR_W, LR_H), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".png", small)[1].tobytes()
+
+
+def prepare_model(model: str | None) -> tuple[Path, str]:
+    """A .keras file of the model to serve, and a description of it."""
+    from videoboost.config import GeneratorConfig
+
+    path = WORK / "generator.keras"
+    if model:
+        from videoboost.tracking import load_generator
+
+        generator, info = load_generator(model)
+        what = f"{info['uri']} (x{info['scale']})"
+    else:
+        from models.networks import build_generator
+
+        generator = build_generator(GeneratorConfig(tier="fast", filters=64, scale=4))
+        what = "fast tier, filters=64, x4, random init (speed does not depend on weights)"
+    generator.save(path)
+    return path, what
+
+
+def bare_speed(path: Path, png: bytes, runs: int) -> dict:
+    """Median ms per frame: the model alone, and decode + engine + encode in process."""
+    from videoboost.config import UpscaleConfig
+    from videoboost.engine import Upscaler, keras_predict, set_tf_threads
+    from videoboost.images import encode_png, read_image
+    from videoboost.tracking import load_generator
+
+    set_tf_threads(None)
+    generator, info = load_generator(str(path))
+    predict = keras_predict(generator)
+    lr = read_image(png)
+    batch = lr[None].astype(np.float32)
+    upscaler = Upscaler(predict, info["scale"], UpscaleConfig().engine())
+
+    def timed(fn) -> float:
+        for _ in range(3):
+            fn()  # trace, warm caches
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t0)
+        return float(np.median(samples) * 1000)
+
+    model_ms = timed(lambda: predict(batch))
+    request_ms = timed(lambda: encode_png(upscaler.upscale_image(read_image(png))))
+    batch4_ms = timed(lambda: predict(np.repeat(batch, 4, axis=0))) / 4
+    return {
+        "model_ms_per_frame": round(model_ms, 1),
+        "model_fps": round(1000 / model_ms, 2),
+        "model_batch4_ms_per_frame": round(batch4_ms, 1),
+        "in_process_request_ms": round(request_ms, 1),
+        "in_process_request_fps": round(1000 / request_ms, 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`bentoml serve service.service:VideoBoost` on 127.0.0.1, from source, own session."""
+
+    def __init__(self, max_batch_size: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.where = ["--host", "127.0.0.1", "--port", str(self.port)]
+        env = {**os.environ, "VIDEOBOOST_SERVE_MAX_BATCH_SIZE": str(max_batch_size)}
+        self.log = (WORK / f"serve-{max_batch_size}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", "service.service:VideoBoost", *self.where],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bentoml serve exited; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"server not ready after 180 s; see {self.log.name}")
+            time.sleep(0.5)
+
+    def batch_stats(self) -> tuple[float, float]:
+        """(sum, count) of BentoML's adaptive batch size histogram in /metrics."""
+        total = count = 0.0
+        for line in httpx.get(f"{self.url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("bentoml_service_adaptive_batch_size_sum"):
+                total += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+                count += float(line.rsplit(" ", 1)[1])
+        return total, count
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.log.close()
+
+
+def load(url: str, endpoint: str, pngs: list[bytes], clients: int, requests: int) -> dict:
+    """``requests`` POSTs from ``clients`` threads; latency percentiles and throughput."""
+    field = "frames" if endpoint == "/upscale_frames" else "image"
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+    lock = threading.Lock()
+    next_request = iter(range(requests))
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=300) as http:
+            while True:
+                with lock:
+                    i = next(next_request, None)
+                if i is None:
+                    return
+                files = {field: (f"f{i}.png", pngs[i % len(pngs)], "image/png")}
+                t0 = time.perf_counter()
+                r = http.post(endpoint, files=files)
+                dt = time.perf_counter() - t0
+                ok = r.status_code == 200
+                if ok and endpoint == "/upscale_frames":
+                    ok = len(base64.b64decode(r.json()[0])) > 0
+                with lock:
+                    if ok:
+                        latencies.append(dt)
+                    else:
+                        failures[r.status_code] = failures.get(r.status_code, 0) + 1
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(latencies) * 1000
+    pct = (lambda q: round(float(np.percentile(ms, q)), 1)) if len(ms) else (lambda q: None)
+    return {
+        "clients": clients,
+        "requests": requests,
+        "ok": len(latencies),
+        "failed": failures,
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "throughput_fps": round(len(latencies) / wall, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
+    parser.add_argument("--requests", type=int, default=40, help="requests per cell")
+    parser.add_argument("--bare-runs", type=int, default=15)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
+    args = parser.parse_args()
+
+    from videoboost.serving import import_model
+
+    path, what = prepare_model(args.model)
+    pngs = [frame_png(seed) for seed in range(8)]
+    print(f"model: {what}", flush=True)
+    bare = bare_speed(path, pngs[0], args.bare_runs)
+    print(f"bare: {json.dumps(bare)}", flush=True)
+    tag = import_model(str(path)).tag
+
+    rows = []
+    modes = [("/upscale_frames", 8, "batching on (max_batch_size 8)"),
+             ("/upscale_frames", 1, "batching off (max_batch_size 1)"),
+             ("/upscale", 1, "/upscale, one image per request")]  # fmt: skip
+    server: Server | None = None
+    server_batch = 0
+    try:
+        for endpoint, max_batch, label in modes:
+            if server is None or server_batch != max_batch:
+                if server is not None:
+                    server.stop()
+                server, server_batch = Server(max_batch), max_batch
+            # Warm-up; BentoML's batching dispatcher also fits its latency model on the first
+            # ~20 requests (holding some back on purpose), which is not what we measure.
+            load(server.url, endpoint, pngs, 4, 24)
+            for clients in CONCURRENCY:
+                row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch}
+                total0, count0 = server.batch_stats()
+                row.update(load(server.url, endpoint, pngs, clients, args.requests))
+                total1, count1 = server.batch_stats()
+                if count1 > count0:  # frames per model call, this cell only
+                    row["mean_batch"] = round((total1 - total0) / (count1 - count0), 2)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+
+    cols = [
+        "mode",
+        "clients",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "throughput_fps",
+        "mean_batch",
+        "failed",
+    ]
+    print(f"\nbare model in process: {bare['model_ms_per_frame']} ms/frame "
+          f"({bare['model_fps']} fps); batch of 4: {bare['model_batch4_ms_per_frame']} ms/frame; "
+          f"PNG decode + engine + PNG encode: {bare['in_process_request_ms']} ms "
+          f"({bare['in_process_request_fps']} fps)")  # fmt: skip
+    print("\n| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [r.get(c, "-") for c in cols]
+        print("| " + " | ".join(str(c) if c != {} else "0" for c in cells) + " |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{platform.processor() or platform.machine()}, "
+                f"{os.cpu_count()} cores, clients on the same cores",
+                "model": what,
+                "bento_model": str(tag),
+                "frame": f"{LR_W}x{LR_H} -> {LR_W * 4}x{LR_H * 4} PNG",
+                "bare": bare,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

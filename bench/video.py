@@ -1,0 +1,206 @@
+"""Benchmark: end-to-end video upscaling (decode + model + encode) against the model alone, and
+peak memory for a short clip and one 10x longer (memory must not grow with length).
+
+The sources are the bundled clip scaled to 320x180 (looped for the long one), with an AAC
+track; the output is 1280x720 H.264 through :func:`videoboost.videoio.upscale_video`, exactly as
+``videoboost upscale`` runs it (segments of 64 frames, x264 ``--preset``, audio copied). Each
+clip runs in a fresh process so its peak RSS (``ru_maxrss``) is its own; the process reports
+the peak before the job (TensorFlow, model, warm-up) and after it, and the resident memory
+after each 64-frame segment (first and largest). Speed does not depend on
+the weights: without ``--model`` the fast tier (``GeneratorConfig(tier="fast", filters=64)``)
+is random-initialised.
+
+Prints a table and writes ``bench/results/video.json``.
+
+    .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset medium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+LR_W, LR_H = 320, 180
+SAMPLE = ROOT / "data" / "sample" / "bigbuckbunny.mp4"
+
+
+def make_source(path: Path, frames: int) -> Path:
+    """``frames`` frames of the sample clip at 320x180 (looped), 25 fps, H.264 + AAC."""
+    import av
+    import cv2
+
+    with av.open(str(SAMPLE)) as src:
+        pictures = [
+            cv2.resize(f.to_ndarray(format="rgb24"), (LR_W, LR_H), interpolation=cv2.INTER_AREA)
+            for f in src.decode(video=0)
+        ]
+    rate = Fraction(25)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = LR_W, LR_H, "yuv420p"
+        video.options = {"preset": "fast", "crf": "18"}
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(pictures[i % len(pictures)], format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        samples = int(48000 * frames / rate)
+        t = np.arange(samples) / 48000
+        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for k in range(0, samples, 1024):
+            chunk = np.ascontiguousarray(np.stack([wave[k : k + 1024]] * 2))
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, k
+            out.mux(sound.encode(af))
+        out.mux(sound.encode(None))
+    return path
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc), sampled after each finished segment."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child(args: argparse.Namespace) -> None:
+    """One clip in this (fresh) process: model-only fps, the job, peak memory."""
+    from videoboost.config import GeneratorConfig, UpscaleConfig
+    from videoboost.engine import Upscaler, keras_predict, set_tf_threads
+    from videoboost.videoio import probe, upscale_video
+
+    set_tf_threads(None)
+    if args.model:
+        from videoboost.tracking import load_generator
+
+        generator, info = load_generator(args.model)
+        scale = info["scale"]
+    else:
+        from models.networks import build_generator
+
+        generator = build_generator(GeneratorConfig(tier="fast", filters=64, scale=4))
+        scale = 4
+    cfg = UpscaleConfig(preset=args.preset)
+    predict = keras_predict(generator)
+    upscaler = Upscaler(predict, scale, cfg.engine())
+    batch = np.random.default_rng(0).uniform(0, 255, (cfg.batch, LR_H, LR_W, 3))
+    batch = batch.astype(np.float32)
+    for _ in range(2):
+        predict(batch)  # trace
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        predict(batch)
+        runs.append(time.perf_counter() - t0)
+    model_fps = cfg.batch / float(np.median(runs))
+    before = peak_mb()
+
+    src = Path(args.child)
+    dst = src.with_name(src.stem + "_x4.mp4")
+    rss_after_segment: list[int] = []
+    t0 = time.perf_counter()
+    result = upscale_video(
+        src,
+        dst,
+        lambda frames: upscaler.upscale_frames(frames),
+        segment_frames=cfg.segment_frames,
+        crf=cfg.crf,
+        preset=cfg.preset,
+        job_key=f"bench-{time.time()}",
+        progress=lambda done, total: rss_after_segment.append(round(rss_mb())),
+    )
+    seconds = time.perf_counter() - t0
+    out = probe(dst)
+    print(
+        json.dumps(
+            {
+                "frames": result.frames,
+                "seconds": round(seconds, 2),
+                "e2e_fps": round(result.frames / seconds, 2),
+                "model_fps": round(model_fps, 2),
+                "peak_before_mb": round(before),
+                "peak_after_mb": round(peak_mb()),
+                "rss_first_segment_mb": rss_after_segment[0],
+                "rss_last_segment_mb": rss_after_segment[-1],
+                "rss_max_segment_mb": max(rss_after_segment),
+                "output": f"{out.width}x{out.height} {out.codec} {out.fps} fps, "
+                f"{out.frame_count} frames, audio {','.join(out.audio_codecs) or 'none'}",
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
+    parser.add_argument("--frames", type=int, default=64, help="short clip length (long = 10x)")
+    parser.add_argument("--preset", default="medium", help="x264 preset of the output")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))
+    rows = []
+    for name, frames in (("short", args.frames), ("long (10x)", args.frames * 10)):
+        src = make_source(work / f"{frames}.mp4", frames)
+        cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset]
+        if args.model:
+            cmd += ["--model", args.model]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        if out.returncode != 0:
+            raise SystemExit(f"{name} clip failed:\n{out.stderr[-3000:]}")
+        row = {"clip": name, **json.loads(out.stdout.strip().splitlines()[-1])}
+        row["job_mb"] = row["peak_after_mb"] - row["peak_before_mb"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    cols = ["clip", "frames", "seconds", "e2e_fps", "model_fps", "peak_before_mb",
+            "peak_after_mb", "job_mb", "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
+    print("\n| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    print(f"\noutput: {rows[-1]['output']}")
+    result = Path(args.out)
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "model": args.model or "fast tier, filters=64, x4, random init",
+                "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
+                f"x264 preset {args.preset}, crf 18, segments of 64 frames",
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {result}")
+
+
+if __name__ == "__main__":
+    main()
