@@ -41,7 +41,7 @@ def batch_upscale(
     out_dir: str = ".state/outputs",
     model: str | None = None,
     height: int | None = None,
-    tile: int = 256,
+    tile: int = 512,
     batch: int = 4,
 ) -> dict[str, Any]:
     """Upscale every video/image of ``inputs`` (files or folders) into ``out_dir``.

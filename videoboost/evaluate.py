@@ -601,17 +601,6 @@ def evaluate(
     )
 
 
-def configure_threads(threads: int) -> None:
-    """Pin TF's thread pools (TF's defaults often run one thread here); no-op once TF started."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TF already initialised in this process: keep its settings
-        pass
-
-
 def evaluate_keras(
     generator: Any,
     bench: Benchmark,
@@ -621,38 +610,18 @@ def evaluate_keras(
     version: str | None = None,
 ) -> Report:
     """:func:`evaluate` for a Keras generator (the project's I/O contract: [0, 255] in and out)."""
+    from videoboost.engine import keras_predict, set_tf_threads
     from videoboost.tracking import infer_scale
 
-    configure_threads(cfg.threads)
+    set_tf_threads(cfg.threads)
     return evaluate(
-        static_keras_predict(generator),
+        keras_predict(generator),
         infer_scale(generator),
         bench,
         cfg,
         model=model,
         version=version,
     )
-
-
-def static_keras_predict(generator: Any) -> Predict:
-    """A :data:`~videoboost.engine.Predict` for a Keras generator, one graph per input shape.
-
-    Not :func:`videoboost.engine.keras_predict`: its single graph with ``None`` height and width
-    fails on our generators (Keras 3.15's ``ops.image.resize``, used by the bicubic
-    ``UpSampling2D`` skip, tests ``size[0] <= 0`` as a Python bool, which a symbolic size cannot
-    answer). The benchmark has a handful of shapes (its frame sizes and the 720p tile), so one
-    trace per shape is cheap.
-    """
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=False)
-    def run(x):
-        return tf.cast(generator(x, training=False), tf.float32)
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return run(tf.convert_to_tensor(batch, tf.float32)).numpy()
-
-    return predict
 
 
 # --------------------------------------------------------------------------- comparison image
@@ -682,11 +651,9 @@ __all__ = [
     "benchmark_version",
     "build_benchmark",
     "comparison",
-    "configure_threads",
     "evaluate",
     "evaluate_keras",
     "measure_fps",
     "plan_runs",
     "score_outputs",
-    "static_keras_predict",
 ]

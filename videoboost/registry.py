@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from videoboost.config import BenchmarkConfig, PromoteConfig
+from videoboost.engine import set_tf_threads
 from videoboost.errors import (
     BenchmarkLeak,
     ModelNotFound,
@@ -51,7 +52,6 @@ from videoboost.evaluate import (
     Report,
     build_benchmark,
     comparison,
-    configure_threads,
     evaluate_keras,
 )
 from videoboost.tracking import (
@@ -236,7 +236,7 @@ def evaluate_version(
     """
     if model.isdigit():
         model = f"models:/{MODEL_NAME}/{model}"
-    configure_threads(cfg.threads)  # before loading: TF fixes its thread pools on first use
+    set_tf_threads(cfg.threads)  # before loading: TF fixes its thread pools on first use
     generator, info = load_generator(model)
     scale = info["scale"]
     if bench is None or bench.scale != scale:
@@ -506,7 +506,7 @@ def plan_promotion(
         ModelNotFound, StoreUnavailable, SourceError, BenchmarkLeak: nothing was decided.
     """
     setup()
-    configure_threads(bench_cfg.threads)  # before loading: TF fixes its thread pools on first use
+    set_tf_threads(bench_cfg.threads)  # before loading: TF fixes its thread pools on first use
     candidate = str(version) if version is not None else newest_version()
     _get_version(candidate)
     current = aliases()

@@ -55,11 +55,9 @@ def configure_tf(cfg: TrainConfig) -> None:
     """Threads and seeds. TF's defaults often run one thread on these CPUs; 2 halves wall time."""
     import tensorflow as tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised in this process: keep what is set
-        pass
+    from videoboost.engine import set_tf_threads
+
+    set_tf_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         # Multi-threaded reductions otherwise differ run to run; measured cost here is small.
