@@ -54,6 +54,20 @@ class WallBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def bicubic_fps(runs: int = 51) -> float:
+    """cv2.resize bicubic 320x180 -> 1280x720 in the same process: the speed floor to compare."""
+    import cv2
+    import numpy as np
+
+    lr = np.random.default_rng(0).integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        cv2.resize(lr, (1280, 720), interpolation=cv2.INTER_CUBIC)
+        times.append(time.perf_counter() - t0)
+    return 1.0 / sorted(times)[len(times) // 2]
+
+
 def run_tier(tier: str, minutes: float, dataset: Path, work: Path, bench) -> dict:
     gen = GeneratorConfig(tier=tier, filters=64 if tier == "fast" else 32, blocks=8)
     # Steps are generous: the wall budget stops training. The LR schedule assumes the
@@ -76,6 +90,7 @@ def run_tier(tier: str, minutes: float, dataset: Path, work: Path, bench) -> dic
     report = evaluate_keras(result.generator, bench, BenchmarkConfig(fps_runs=7), model=tier)
     m = report.metrics
     return {
+        "bicubic_fps_720p": round(bicubic_fps(), 1),
         "tier": tier,
         "params": int(result.generator.count_params()),
         "train_minutes": round(train_s / 60, 2),
@@ -116,7 +131,7 @@ def main() -> None:
 
     cols = ["tier", "params", "train_minutes", "steps_per_s", "val_psnr_gain", "bench_psnr",
             "bench_psnr_bicubic", "bench_psnr_gain", "bench_flicker", "bench_flicker_bicubic",
-            "fps_720p"]  # fmt: skip
+            "fps_720p", "bicubic_fps_720p"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
