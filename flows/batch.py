@@ -25,7 +25,7 @@ class BatchFailed(VideoBoostError):
 
 @task(cache_policy=NO_CACHE, task_run_name="upscale-{job.src.name}")
 def upscale_file(job, upscaler, model_id: str, height: int | None) -> dict[str, Any]:
-    from videoboost.commands.upscale import upscale_jobs
+    from videoboost.batch import upscale_jobs
 
     logger = get_run_logger()
     (outcome,) = upscale_jobs([job], upscaler, model_id=model_id, height=height,
@@ -54,7 +54,7 @@ def batch_upscale(
         height: optional output height (aspect kept; beyond the model's scale is Lanczos).
         tile, batch: engine settings (memory stays bounded by the tile size).
     """
-    from videoboost.commands.upscale import model_identity, plan_jobs
+    from videoboost.batch import model_identity, plan_jobs
     from videoboost.config import EngineConfig
     from videoboost.engine import Upscaler, keras_predict
     from videoboost.tracking import MODEL_NAME, load_generator

@@ -5,8 +5,6 @@ import pytest
 import yaml
 from media import moving_frames, write_video
 
-from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
-
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
@@ -18,17 +16,7 @@ def prefect_server():
         yield
 
 
-def tiny_dataset_cfg() -> DatasetConfig:
-    return DatasetConfig(
-        degrade=DegradeConfig(scale=4),
-        sampling=SamplingConfig(dedupe_threshold=0),
-        patch=8,
-        patches_per_frame=4,
-        min_per_split=2,
-    )
-
-
-def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_path):
+def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_path, tiny_cfg):
     import mlflow
 
     from flows.params import RetrainParams
@@ -38,9 +26,7 @@ def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_pa
     # A clip that ends in black: the validation segment has no usable pair.
     frames = moving_frames(24) + [np.zeros((96, 128, 3), np.uint8)] * 10
     clip = write_video(tmp_path / "fade_to_black.avi", frames)
-    params = RetrainParams(
-        sources=[str(clip)], dataset_dir=str(tmp_path / "ds"), dataset=tiny_dataset_cfg()
-    )
+    params = RetrainParams(sources=[str(clip)], dataset_dir=str(tmp_path / "ds"), dataset=tiny_cfg)
     state = retrain(params, return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception, match="split"):
@@ -85,7 +71,7 @@ def tiny_train_cfg():
 
 
 @pytest.mark.slow
-def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path):
+def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     import mlflow
 
     from flows.params import RetrainParams
@@ -98,7 +84,7 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path):
     params = RetrainParams(
         sources=[str(clip)],
         dataset_dir=str(tmp_path / "ds"),
-        dataset=tiny_dataset_cfg(),
+        dataset=tiny_cfg,
         train=tiny_train_cfg(),
         # A floor any trained toy clears: this test is about the wiring, not the quality bar.
         promote=PromoteConfig(min_gain_db=-100.0),

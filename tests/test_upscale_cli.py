@@ -92,7 +92,7 @@ def test_a_failing_item_is_reported_and_the_rest_continue(tmp_path, model_file, 
 
 
 def test_interrupted_video_resumes_from_the_last_finished_segment(tmp_path, model_file, capsys):
-    from videoboost.commands.upscale import Job, model_identity, upscale_jobs
+    from videoboost.batch import Job, model_identity, upscale_jobs
     from videoboost.config import UpscaleConfig
     from videoboost.engine import Upscaler, keras_predict
     from videoboost.tracking import load_generator
@@ -180,7 +180,7 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path, capsys):
 def test_preset_choices_match_the_config():
     from typing import get_args
 
-    from videoboost.commands.upscale import X264_PRESETS
+    from videoboost.batch import X264_PRESETS
     from videoboost.config import UpscaleConfig
 
     assert get_args(UpscaleConfig.model_fields["preset"].annotation) == X264_PRESETS
