@@ -5,7 +5,6 @@ are slow to import), and every user-facing failure is one line on stderr with a 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from videoboost.state import configure_environment
@@ -204,21 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Library chatter that says nothing to a user of this CLI (each checked to be harmless).
-_QUIET_WARNINGS = (
-    "`shuffle=True` was passed",  # Keras about tf.data input, which we shuffle ourselves
-    "The specified dataset source can be interpreted",  # MLflow guessing a local path's kind
-    "Hint: Inferred schema contains integer",  # MLflow on the manifest's integer columns
-)
-
-
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
     from videoboost.errors import VideoBoostError
-
-    for message in _QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=re.escape(message))
 
     args = build_parser().parse_args(argv)
     configure_environment()

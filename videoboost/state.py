@@ -14,6 +14,8 @@ Defaults are project-local (``./.state`` or ``$VIDEOBOOST_HOME``)::
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 # MLflow and BentoML accept only the literal "true"; these stop DNS look-ups offline.
@@ -42,6 +44,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+# Library chatter that says nothing to a user of VideoBoost (each checked to be harmless).
+_QUIET_WARNINGS = (
+    "`shuffle=True` was passed",  # Keras about tf.data input, which we shuffle ourselves
+    "The specified dataset source can be interpreted",  # MLflow guessing a local path's kind
+    "Hint: Inferred schema contains integer",  # MLflow on the manifest's integer columns
+)
+
+
 def configure_environment() -> dict[str, str]:
     """Fill in defaults for the stack's environment variables (never overrides a set one).
 
@@ -59,6 +69,8 @@ def configure_environment() -> dict[str, str]:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    for message in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message))
     for key in ("BENTOML_HOME", "PREFECT_HOME"):
         Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
     if os.environ["MLFLOW_TRACKING_URI"].startswith("sqlite:///"):
