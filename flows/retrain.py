@@ -85,6 +85,8 @@ def train_task(dataset_dir: str, cfg: TrainConfig) -> dict[str, Any]:
         markdown="## Training run\n\n" + _md_table(summary),
         description="MLflow run and final validation metrics",
     )
+    # For a local SQLite store the link works once `mlflow ui` runs on 127.0.0.1:5000.
+    create_link_artifact(key="mlflow-run", link=result["run_url"], link_text="MLflow run")
     return summary
 
 

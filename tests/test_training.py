@@ -142,6 +142,7 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
 
     result = train_run(None, None, resume_run_id=run.info.run_id, progress=False)
     assert result["run_id"] == run.info.run_id and result["version"] == "1"
+    assert result["run_url"].endswith(f"/runs/{run.info.run_id}")
     finished = client.get_run(run.info.run_id)
     assert finished.info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_psnr")]

@@ -77,6 +77,13 @@ def setup() -> str:
     return with_store_retries(_experiment, "opening the experiment")
 
 
+def run_url(run_id: str, experiment_id: str) -> str:
+    """The run's page in the MLflow UI: the tracking server itself, or a local `mlflow ui`."""
+    uri = state.tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -345,6 +352,7 @@ def train_run(
             mlflow.set_tag("registered_version", version)
     return {
         "run_id": run_id,
+        "run_url": run_url(run_id, experiment_id),
         "version": version,
         "final": result.final,
         "history": result.history,
