@@ -74,7 +74,7 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
 def train_task(dataset_dir: str, cfg: TrainConfig) -> dict[str, Any]:
     from videoboost.tracking import train_run
 
-    result = train_run(dataset_dir, cfg, progress=False)
+    result = train_run(dataset_dir, cfg, progress=True)  # a bar per epoch on stderr
     summary = {
         "run_id": result["run_id"],
         "version": result["version"],
