@@ -372,7 +372,7 @@ def test_video_task_refuses_bad_input(served, tmp_path):
     _assert_error(r, 400, "video")
     status, r = _run_task(served, {"video": ("v.png", GOOD, "image/png")})
     _assert_error(r, 415, "video/*")
-    big = make_clip(tmp_path / "big.mp4", 2, size=(256, 192), audio=False)  # 49 152 px
+    big = make_clip(tmp_path / "big.mp4", 2, size=(256, 192), audio_streams=0)  # 49 152 px
     status, r = _run_task(served, {"video": ("big.mp4", big.read_bytes(), "video/mp4")})
     _assert_error(r, 413, str(BUDGET))
     r = served.client.post("/upscale_video/submit", json={"video": "x"})

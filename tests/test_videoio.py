@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from tiny import make_clip
 
 from videoboost.errors import SourceError
 from videoboost.videoio import OutputError, VideoWriter, probe, upscale_video
@@ -28,46 +29,9 @@ def _picture(i: int, h: int, w: int) -> np.ndarray:
     return img
 
 
-def _make_clip(
-    path: Path,
-    n: int,
-    *,
-    rate: Fraction = NTSC,
-    size: tuple[int, int] = (48, 32),
-    audio_streams: int = 1,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    faststart: bool = False,
-) -> Path:
-    """Write a synthetic clip: ``n`` frames of ``size`` (w, h), plus sine-wave AAC streams."""
-    w, h = size
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", container_options=options) as out:
-        video = out.add_stream(codec, rate=rate)
-        video.width, video.height, video.pix_fmt = w, h, pix_fmt
-        if codec == "libx264":
-            video.options = {"preset": "ultrafast", "crf": "10"}
-        audios = []
-        for k in range(audio_streams):
-            a = out.add_stream("aac", rate=22050)
-            a.layout = "mono"
-            audios.append((a, 330.0 * (k + 1)))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(_picture(i, h, w), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        samples = int(22050 * n / rate)
-        t = np.arange(samples) / 22050
-        for a, hz in audios:
-            wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
-            for k in range(0, samples, 1024):
-                chunk = np.ascontiguousarray(wave[None, k : k + 1024])
-                af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                af.sample_rate, af.pts = 22050, k
-                out.mux(a.encode(af))
-            out.mux(a.encode(None))
-    return path
+def _make_clip(path: Path, n: int, *, rate: Fraction = NTSC, **kwargs) -> Path:
+    """A clip whose frame ``i`` has its own grey level (see :func:`_picture`)."""
+    return make_clip(path, n, rate=rate, picture=_picture, **kwargs)
 
 
 def _frames(path: Path) -> list[np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,26 +37,40 @@ def make_clip(
     *,
     size: tuple[int, int] = (48, 32),
     rate: Fraction = Fraction(25),
-    audio: bool = True,
+    audio_streams: int = 1,
     seed: int = 0,
+    picture: Callable[[int, int, int], np.ndarray] | None = None,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    faststart: bool = False,
 ) -> Path:
-    """An H.264 clip of ``n`` moving, textured frames (``size`` = w, h), with AAC audio."""
+    """A clip of ``n`` frames (``size`` = w, h) with ``audio_streams`` sine-wave AAC streams.
+
+    Frames are moving texture, or ``picture(i, h, w)`` when given (e.g. a distinct grey level
+    per frame, so a dropped or duplicated frame shows).
+    """
     w, h = size
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        video.options = {"preset": "ultrafast", "crf": "12"}
-        if audio:
+    frames = [picture(i, h, w) for i in range(n)] if picture else moving_frames(n, h, w, seed)
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", container_options=options) as out:
+        video = out.add_stream(codec, rate=rate)
+        video.width, video.height, video.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            video.options = {"preset": "ultrafast", "crf": "10"}
+        sounds = []
+        for k in range(audio_streams):
             sound = out.add_stream("aac", rate=22050)
             sound.layout = "mono"
-        for i, rgb in enumerate(moving_frames(n, h, w, seed)):
+            sounds.append((sound, 330.0 * (k + 1)))
+        for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
-        if audio:
-            samples = int(22050 * n / rate)
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 22050)).astype(np.float32)
+        samples = int(22050 * n / rate)
+        t = np.arange(samples) / 22050
+        for sound, hz in sounds:
+            wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
             for k in range(0, samples, 1024):
                 chunk = av.AudioFrame.from_ndarray(
                     np.ascontiguousarray(wave[None, k : k + 1024]), format="flt", layout="mono"
