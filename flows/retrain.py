@@ -37,15 +37,15 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
     try:
         info = build_dataset(sources, out, cfg, progress=False)
     except ValidationFailed as exc:
-        rejected = sorted(Path(out).parent.glob(f"{Path(out).name}.rejected-*"))
-        docs = rejected[-1] / "gx/uncommitted/data_docs/local_site/index.html" if rejected else None
         create_markdown_artifact(
             key="dataset-validation",
-            markdown=f"## Dataset validation FAILED\n\n```\n{exc}\n```\n\nReport: `{docs}`",
+            markdown=f"## Dataset validation FAILED\n\n```\n{exc}\n```\n\nReport: `{exc.docs}`",
             description="Great Expectations result of the rejected dataset",
         )
-        if docs is not None:
-            create_link_artifact(key="gx-data-docs", link=docs.as_uri(), link_text="GX Data Docs")
+        if exc.docs is not None:
+            create_link_artifact(
+                key="gx-data-docs", link=Path(exc.docs).as_uri(), link_text="GX Data Docs"
+            )
         raise
     for s in info.skipped:
         logger.warning("skipped %s: %s", s.path, s.skipped)

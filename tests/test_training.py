@@ -118,8 +118,8 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
 
     original = tracking.make_epoch_logger
 
-    def dying_logger(source=None):
-        logger = original(source)
+    def dying_logger(samples_dir):
+        logger = original(samples_dir)
         outer = logger.on_epoch_end
 
         def on_epoch_end(epoch, logs=None):

@@ -67,13 +67,14 @@ def test_too_few_pairs_per_split(dataset):
 def test_build_refuses_to_publish_failing_dataset(tmp_path, tiny_cfg):
     # min_per_split far above what 6 frames give: the suite fails and nothing is published.
     cfg = tiny_cfg.model_copy(update={"min_per_split": 10_000})
-    with pytest.raises(ValidationFailed, match="split_count"):
+    with pytest.raises(ValidationFailed, match="split_count") as err:
         build_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
     assert not (tmp_path / "ds").exists()
     # The failing report is kept for people to read; the data is not published.
     (report,) = tmp_path.glob("ds.rejected-*")
     assert (report / "validation.json").is_file() and not (report / "shards").exists()
-    assert (report / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").is_file()
+    docs = report / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert docs.is_file() and err.value.docs == docs
 
 
 def test_cli_validate_exit_codes(dataset):

@@ -129,12 +129,6 @@ def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    _hash_file(path, h)
-    return h.hexdigest()
-
-
 def held_out_hashes() -> dict[str, str]:
     """Content hash -> name of every file of the held-out benchmark (never trained on)."""
     from videoboost.evaluate import DEFAULT_SOURCES
@@ -142,14 +136,14 @@ def held_out_hashes() -> dict[str, str]:
     out: dict[str, str] = {}
     for src in DEFAULT_SOURCES:
         files = list_images(src) if src.is_dir() else [src] if src.is_file() else []
-        out.update({_file_hash(f): f.name for f in files})
+        out.update({source_hash(f): f.name for f in files})
     return out
 
 
 def _held_out_reason(path: Path, held_out: dict[str, str]) -> str:
     files = list_images(path) if path.is_dir() else [path]
     for f in files:
-        name = held_out.get(_file_hash(f))
+        name = held_out.get(source_hash(f))
         if name is not None:
             return (
                 f"{f}: is {name} of the held-out benchmark; training on it would make the "

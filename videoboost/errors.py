@@ -14,9 +14,13 @@ class SourceError(VideoBoostError):
 
 
 class ValidationFailed(VideoBoostError):
-    """A dataset failed its Great Expectations suite."""
+    """A dataset failed its Great Expectations suite; ``docs`` is its Data Docs page."""
 
     exit_code = 3
+
+    def __init__(self, message: str, docs=None):
+        super().__init__(message)
+        self.docs = docs
 
 
 class ModelNotFound(VideoBoostError):

@@ -154,11 +154,12 @@ def register(model_uri: str, tags: dict[str, Any]):
     return with_store_retries(_register, f"registering {MODEL_NAME}", attempts=1)
 
 
-def make_epoch_logger(sample_source=None):
-    """A Keras callback logging the epoch keys (step = epoch) and the comparison image."""
+def make_epoch_logger(samples_dir: Path):
+    """A Keras callback logging the epoch keys (step = epoch) and that epoch's comparison image
+    (written to ``samples_dir`` by the training core's sample callback, which runs first)."""
     import keras
 
-    from videoboost.train import EPOCH_KEYS
+    from videoboost.train import EPOCH_KEYS, sample_path
 
     mlflow = _mlflow()
 
@@ -169,13 +170,13 @@ def make_epoch_logger(sample_source=None):
             with_store_retries(
                 lambda: mlflow.log_metrics(metrics, step=epoch + 1), "logging epoch metrics"
             )
-            latest = getattr(sample_source, "latest", None)
-            if latest is not None and latest.name == f"epoch_{epoch + 1:03d}.png":
+            sample = sample_path(samples_dir, epoch + 1)
+            if sample.is_file():
                 import cv2
 
-                img = cv2.imread(str(latest))[..., ::-1]
+                img = cv2.imread(str(sample))[..., ::-1]
                 mlflow.log_image(img, key="comparison", step=epoch + 1)
-                mlflow.log_artifact(str(latest), "samples")
+                mlflow.log_artifact(str(sample), "samples")
 
     return MlflowEpochLogger()
 
@@ -314,14 +315,7 @@ def train_run(
             )
             log_dataset(info)
             mlflow.log_dict(cfg.model_dump(), "config.json")
-        holder: dict[str, Any] = {}
-
-        class _Samples:  # the logger reads the sample writer created inside train()
-            @property
-            def latest(self):
-                return holder.get("samples").latest if holder.get("samples") else None
-
-        logger = make_epoch_logger(_Samples())
+        logger = make_epoch_logger(work_dir / "samples")
         result = train(
             dataset_dir,
             cfg,
@@ -329,7 +323,6 @@ def train_run(
             callbacks=[logger],
             resume=bool(resume_run_id),
             progress=progress,
-            on_callbacks=lambda cbs: holder.update(cbs),
         )
         final = {f"final_{k}": v for k, v in result.final.items()}
         mlflow.log_metrics(final)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,11 @@ class WholeFrameValidation(keras.callbacks.Callback):
             logs.update(self.score(self.model.generator))
 
 
+def sample_path(folder: Path, epoch: int) -> Path:
+    """Where the comparison image of (1-based) ``epoch`` goes."""
+    return folder / f"epoch_{epoch:03d}.png"
+
+
 class SampleImages(keras.callbacks.Callback):
     """Writes ``samples/epoch_NNN.png`` (LR | bicubic | ours | HR) every ``every`` epochs."""
 
@@ -137,7 +142,7 @@ class SampleImages(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         lr, hr = self.validation.frames[0]
         img = comparison_image(lr, self.validation.last_sr, hr)
-        self.latest = self.folder / f"epoch_{epoch + 1:03d}.png"
+        self.latest = sample_path(self.folder, epoch + 1)
         cv2.imwrite(str(self.latest), img[..., ::-1])
 
 
@@ -251,7 +256,6 @@ def train(
     callbacks: Sequence[Any] = (),
     resume: bool = False,
     progress: bool = True,
-    on_callbacks: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train a generator on a built dataset.
 
@@ -263,8 +267,6 @@ def train(
         callbacks: extra Keras callbacks (e.g. MLflow logging); they see the ``val_*`` keys.
         resume: continue from ``work_dir/checkpoint`` if present.
         progress: show a progress bar per epoch.
-        on_callbacks: receives the core callbacks by name (``validation``, ``samples``,
-            ``checkpoint``) before training starts, e.g. for a logger to read the samples.
     """
     from models.gan import SRGAN
     from models.losses import build_feature_extractor
@@ -309,8 +311,6 @@ def train(
     checkpoint = Checkpoint(ckpt_dir, history, best, cfg.early_stopping_patience)
     # Order matters: validation writes val_* into the logs the later callbacks read.
     core = [validation, samples, checkpoint]
-    if on_callbacks is not None:
-        on_callbacks({"validation": validation, "samples": samples, "checkpoint": checkpoint})
     total_epochs = cfg.pretrain_epochs + cfg.gan_epochs
     progress_cb = [TqdmProgress(cfg.steps_per_epoch, total_epochs)] if progress else []
 

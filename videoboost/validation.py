@@ -57,7 +57,7 @@ class ValidationResult:
 
     def raise_for_failure(self) -> None:
         if not self.success:
-            raise ValidationFailed("dataset failed validation:\n" + self.report())
+            raise ValidationFailed("dataset failed validation:\n" + self.report(), docs=self.docs)
 
 
 def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
