@@ -6,25 +6,22 @@ from __future__ import annotations
 import base64
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import httpx
 import numpy as np
 import pytest
-import toys
 import yaml
+from bento import clean_env, serve_bento, where
 from media import texture
 from PIL import Image
-from tiny import audio_packets, decoded_frames, make_clip, tiny_generator
+from tiny import audio_packets, decoded_frames, make_clip
 
 from videoboost.engine import _tile_starts
 
@@ -36,111 +33,15 @@ BUDGET = 40_000  # pixels, set through VIDEOBOOST_SERVE_MAX_INPUT_PIXELS (env be
 TILE_OVERLAP = 8  # UpscaleConfig().overlap
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _where(port: int | None = None) -> list[str]:
-    return ["--host", "127.0.0.1", "--port", str(port or _free_port())]
-
-
-def _env(home: Path, bento_home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "BENTOML_", "VIDEOBOOST_", "PREFECT_"))
-    }
-    env.update(
-        VIDEOBOOST_HOME=str(home),
-        BENTOML_HOME=str(bento_home),
-        DO_NOT_TRACK="true",
-        BENTOML_DO_NOT_TRACK="true",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    return env
-
-
-def _champion(home: Path) -> str:
-    """Register a tiny generator in a fresh store under ``home``; make it the champion."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-            mp.delenv(key, raising=False)
-        mp.setenv("VIDEOBOOST_HOME", str(home))
-        toys.fresh_store(home)
-        version = toys.register(tiny_generator(SCALE), scale=SCALE)
-        from mlflow import MlflowClient
-
-        from videoboost.tracking import CHAMPION, MODEL_NAME
-
-        MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-    return version
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    home, bento_home = root / "state", root / "bentoml"
-    version = _champion(home)
-    env = _env(home, bento_home)
-    build = subprocess.run(
-        [sys.executable, "-m", "videoboost.cli", "bento", "build"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    tag = build.stdout.strip().splitlines()[-1]
-    assert tag.startswith("videoboost:")
-
-    port = _free_port()
-    log_path = root / "serve.log"
     serve_env = {
-        **env,
         "VIDEOBOOST_SERVE_MAX_INPUT_PIXELS": str(BUDGET),
         "VIDEOBOOST_SERVE_MAX_IMAGE_MB": "1",
         "VIDEOBOOST_SERVE_SEGMENT_FRAMES": "4",
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", tag, *_where(port)],
-            cwd=root,
-            env=serve_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers go with it on teardown
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"bentoml serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"not ready after 180 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        with httpx.Client(base_url=url, timeout=120) as client:
-            yield SimpleNamespace(
-                client=client, url=url, tag=tag, version=version, bento_home=bento_home
-            )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with serve_bento(tmp_path_factory.mktemp("served"), SCALE, serve_env) as served:
+        yield served
 
 
 # --------------------------------------------------------------------------- helpers
@@ -383,9 +284,9 @@ def test_video_task_refuses_bad_input(served, tmp_path):
 
 
 def test_service_refuses_to_start_without_a_model(tmp_path):
-    env = _env(tmp_path / "state", tmp_path / "empty-bentoml")
+    env = clean_env(tmp_path / "state", tmp_path / "empty-bentoml")
     out = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", "service.service:VideoBoost", *_where()],
+        [sys.executable, "-m", "bentoml", "serve", "service.service:VideoBoost", *where()],
         cwd=ROOT,
         env=env,
         capture_output=True,
