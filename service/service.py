@@ -15,6 +15,10 @@ parameter, 413 above the pixel/upload budget (the limit is in the message), 415 
 that is not multipart or an upload of another media type. ``/livez``, ``/readyz`` and
 ``/metrics`` are BentoML's.
 
+Security: the server binds to 127.0.0.1 unless told otherwise (``--host 0.0.0.0`` or
+``BENTOML_HOST``). With ``VIDEOBOOST_API_TOKEN`` set, every request but the health and metrics
+probes needs ``Authorization: Bearer <token>`` (401 otherwise; see :mod:`service.auth`).
+
 The model comes from the BentoML model store (see :mod:`videoboost.serving`); without one the
 service refuses to start, when this module is imported, with a message saying how to import
 one. Limits and batching come from :class:`videoboost.config.ServeConfig`, settable with
@@ -41,6 +45,7 @@ from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.datastructures import Headers, UploadFile
 from starlette.responses import Response
 
+from service.auth import TokenGuard, TokenSettingError, api_token
 from videoboost import serving
 from videoboost.config import ServeConfig
 from videoboost.engine import (
@@ -304,6 +309,9 @@ _BATCHING = (
     # block every image request of the worker. TF runs concurrent calls safely.
     threads=4,
     traffic={"timeout": 600, "max_concurrency": 64},
+    # BentoML binds to 0.0.0.0 by default; we serve loopback only unless exposing is asked
+    # for explicitly (`bentoml serve --host 0.0.0.0`, or BENTOML_HOST), which overrides this.
+    http={"host": "127.0.0.1"},
 )
 class VideoBoost:
     """The generator behind HTTP: one model per worker, loaded once."""
@@ -469,6 +477,16 @@ class VideoBoost:
         return Response(data, media_type="video/mp4", headers=headers)
 
 
+# Read at import, like the model: a bad token setting stops `bentoml serve` at once.
+try:
+    _TOKEN = api_token()
+except TokenSettingError as exc:
+    raise InvalidArgument(str(exc)) from None
+if _TOKEN is not None:
+    # Added first, so it is the outermost of our middlewares: no size check, no body read
+    # and no error detail for a request without the token.
+    VideoBoost.add_asgi_middleware(TokenGuard, token=_TOKEN)
+    log.info("API token required (VIDEOBOOST_API_TOKEN is set)")
 _IMAGE_LIMIT = int(CONFIG.max_image_mb * 2**20)
 VideoBoost.add_asgi_middleware(
     RequestGuard,
