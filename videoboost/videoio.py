@@ -22,6 +22,18 @@ Odd sizes: yuv420p stores chroma at half resolution, so H.264 needs even width a
 An odd-sized frame is padded by one replicated row/column at the bottom/right (rather than
 cropped: no source pixel is lost, and the padding is invisible); the writer logs this and
 reports it in :attr:`VideoWriter.note`.
+
+Hostile sources:
+
+* Rotation metadata (phone clips store landscape pixels plus a display matrix): frames are
+  decoded upright (turned by the matrix's quarter turns) and the output carries no rotation,
+  so every player, and the model, sees the picture as it is meant to be seen. A mirrored
+  matrix is refused.
+* Variable frame rate: frame ``i`` of the output is shown at the time frame ``i`` of the source
+  was (its timestamps are kept), so the picture stays in sync with the untouched audio all
+  along; a constant-rate source keeps its exact rate.
+* Temp files are created ``0o600`` beside the output (exclusively, never through a link) and
+  the segment folder is ``0o700``; the finished file gets the usual umask mode.
 """
 
 from __future__ import annotations
@@ -30,11 +42,14 @@ import contextlib
 import ctypes
 import glob
 import hashlib
+import itertools
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +59,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import ColorRange, Colorspace
 
 from videoboost.errors import SourceError, VideoBoostError
@@ -97,6 +113,7 @@ class VideoProbe:
     codec: str
     duration: float | None
     audio: tuple[AudioStreamInfo, ...]
+    rotation: int = 0  # counter-clockwise degrees of the display matrix; width/height are upright
 
     @property
     def audio_streams(self) -> int:
@@ -144,7 +161,11 @@ def _open_input(path: Path, *, need_video: bool = True) -> av.container.InputCon
         ) from exc
     if need_video and not container.streams.video:
         container.close()
-        raise SourceError(f"{path}: has no video stream (audio-only or not a video file)")
+        # MP4/MOV demuxers drop a video track without samples, so zero-frame lands here too.
+        raise SourceError(
+            f"{path}: has no video stream or no video frame (audio-only, zero-frame or not a "
+            "video file)"
+        )
     return container
 
 
@@ -178,8 +199,35 @@ def _audio_info(container: av.container.InputContainer) -> tuple[AudioStreamInfo
     )
 
 
+def _quarter_turns(path: Path, frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that make ``frame`` upright (its display matrix).
+
+    Raises:
+        SourceError: a mirrored matrix, or a rotation that is not a multiple of 90 degrees.
+    """
+    matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
+    if matrix is None:
+        return 0
+    a, b, _, c, d = np.frombuffer(bytes(matrix), "<i4")[:5].astype(np.int64)
+    if a * d - b * c < 0:
+        raise SourceError(
+            f"{path}: the video is mirrored by its display matrix, which is not supported; "
+            "re-export it without mirroring"
+        )
+    degrees = int(frame.rotation)
+    if degrees % 90:
+        raise SourceError(
+            f"{path}: rotation metadata of {degrees} degrees is not a multiple of 90; re-export "
+            "it upright"
+        )
+    return (degrees // 90) % 4
+
+
 def probe(path: str | Path, *, count_frames: bool | None = None) -> VideoProbe:
     """Read a video's exact frame rate, frame count, size and audio streams.
+
+    Width and height are the displayed (upright) size: a phone clip stored 1920x1080 with a
+    90-degree rotation reports 1080x1920 and ``rotation=90``.
 
     Args:
         path: a video file.
@@ -204,19 +252,28 @@ def probe(path: str | Path, *, count_frames: bool | None = None) -> VideoProbe:
         width, height = stream.codec_context.width, stream.codec_context.height
         audio = _audio_info(container)
         codec = stream.codec_context.name
+        # Rotation is stream side data that FFmpeg hands out on decoded frames.
+        rotation = 0
+        with contextlib.suppress(av.FFmpegError, StopIteration):
+            frame = next(container.decode(stream))
+            rotation = _quarter_turns(path, frame) * 90
+            rotation -= 360 if rotation > 180 else 0
+        if rotation % 180:
+            width, height = height, width
     if count_frames or (count_frames is None and frame_count <= 0):
         frame_count = sum(1 for _ in _decode(path, check_declared=False))
-    return VideoProbe(path, fps, frame_count, width, height, codec, duration, audio)
+    return VideoProbe(path, fps, frame_count, width, height, codec, duration, audio, rotation)
 
 
 def _decode(
     path: Path, *, rgb_from: int = 0, check_declared: bool = True
-) -> Iterator[tuple[int, np.ndarray | None, float]]:
+) -> Iterator[tuple[int, np.ndarray | None, Fraction | None]]:
     """Decode the first video stream in order, with constant memory.
 
-    Yields ``(index, rgb, seconds)``: ``rgb`` is ``(H, W, 3)`` uint8 RGB for frames at or after
-    ``rgb_from`` and ``None`` before it (frames of finished segments are decoded to keep the
-    count exact, but the colour conversion is skipped).
+    Yields ``(index, rgb, seconds)``: ``rgb`` is ``(H, W, 3)`` uint8 RGB, upright (rotation
+    metadata applied), for frames at or after ``rgb_from`` and ``None`` before it (frames of
+    finished segments are decoded to keep the count exact, but the colour conversion is
+    skipped); ``seconds`` is the exact presentation time, ``None`` for a frame without one.
 
     Raises:
         SourceError: unreadable, a decode error mid-stream, no frame at all, or far fewer
@@ -228,10 +285,20 @@ def _decode(
         declared = int(stream.frames or 0)
         # Frame threads speed decoding of large sources; order and count are unaffected.
         stream.thread_type = "AUTO"
+        turns = None
         try:
             for frame in container.decode(stream):
-                rgb = frame.to_ndarray(format="rgb24") if index >= rgb_from else None
-                yield index, rgb, float(frame.time or 0.0)
+                rgb = None
+                if index >= rgb_from:
+                    if turns is None:
+                        turns = _quarter_turns(path, frame)
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+                seconds = None
+                if frame.pts is not None and frame.time_base is not None:
+                    seconds = frame.pts * Fraction(frame.time_base)
+                yield index, rgb, seconds
                 index += 1
         except av.FFmpegError as exc:
             raise SourceError(
@@ -265,6 +332,26 @@ def _temp_path(dst: Path) -> Path:
     # Same folder as dst so os.replace is a rename on one filesystem; the suffix is kept so
     # FFmpeg picks the container from it; the leading dot hides it from casual listings.
     return dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.partial{dst.suffix}")
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty, mode 0o600, failing if anything (a link too) is already there.
+
+    FFmpeg then opens the existing regular file: a half-written video is never readable by
+    other users, and a planted symlink cannot redirect the write.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+
+
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask)."""
+    # os.umask() sets while it reads, which races with other threads; /proc does not.
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    return 0o644
 
 
 def _fsync(path: Path) -> None:
@@ -335,7 +422,10 @@ class _AtomicOutput:
         self.temp = _temp_path(dst)
         options = {"movflags": "+faststart"} if dst.suffix.lower() in _FASTSTART_SUFFIXES else {}
         try:
+            _create_private(self.temp)
             self.container = av.open(str(self.temp), "w", container_options=options)
+        except FileExistsError as exc:  # never ours: a random name; do not touch it
+            raise OutputError(f"{dst}: cannot create the temp file {self.temp}: {exc}") from exc
         except (av.FFmpegError, OSError, ValueError) as exc:
             self.temp.unlink(missing_ok=True)
             raise OutputError(f"{dst}: cannot create the output video: {exc}") from exc
@@ -358,6 +448,7 @@ class _AtomicOutput:
                 self.audio.close()
             # Flush to disk before the rename, so a power cut cannot leave an empty dst.
             _fsync(self.temp)
+            os.chmod(self.temp, _umask_mode())
             os.replace(self.temp, self.dst)
         except OSError as exc:
             self.abort()
@@ -571,6 +662,10 @@ class _Manifest:
         self.folder = folder
         self.path = folder / "manifest.json"
         self.data: dict[str, Any] = {"key": key, "segments": {}}
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise OutputError(
+                f"{folder}: the work folder's name is taken by a link or a file; remove it"
+            )
         existing = self._load()
         if existing is not None and existing.get("key") == key:
             self.data = existing
@@ -579,7 +674,9 @@ class _Manifest:
             if existing is not None:
                 log.info("%s: work folder belongs to another job; starting afresh", folder)
             shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        # Private: segments are the user's video, readable by nobody else while in progress.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
         for stale in folder.glob(".*.partial*"):  # temp files of a killed run
             stale.unlink(missing_ok=True)
 
@@ -637,12 +734,13 @@ def _encode_segment(
 
 
 def _iter_segment_packets(
-    files: Sequence[Path], fps: Fraction, start_frame: int
-) -> Iterator[tuple[av.Packet, int]]:
+    files: Sequence[Path], fps: Fraction
+) -> Iterator[tuple[av.Packet, int, int]]:
     """H.264 packets of the segment files, re-timed to one continuous stream.
 
-    Yields ``(packet, dts_in_frames)`` with pts/dts in frames (time base ``1/fps``). Each
-    segment starts with an IDR frame, so joining them needs only a timestamp offset.
+    Yields ``(packet, pts, dts)`` in frames: ``pts`` is the output frame index, ``dts`` runs
+    from ``-delay`` on. Each segment starts with an IDR frame, so joining them needs only an
+    offset.
 
     With B-frames a segment's decode timestamps start ``delay`` frames before its first
     picture, and x264 picks a smaller delay for a segment too short for B-frames (often the
@@ -661,7 +759,7 @@ def _iter_segment_packets(
             first = next((p for p in container.demux(stream) if p.dts is not None), None)
             delays.append(-frames(first.dts, stream.time_base) if first is not None else 0)
     delay = max(delays, default=0)
-    offset = start_frame
+    offset = 0
     for file, own_delay in zip(files, delays, strict=True):
         shift = offset - (delay - own_delay)
         with av.open(str(file)) as container:
@@ -673,12 +771,65 @@ def _iter_segment_packets(
                     continue
                 pts = frames(packet.pts, tb) + offset
                 dts = frames(packet.dts if packet.dts is not None else packet.pts, tb) + shift
-                packet.pts, packet.dts = pts, dts
-                packet.duration = 1
-                packet.time_base = Fraction(1) / fps
-                yield packet, dts
+                yield packet, pts, dts
                 count += 1
         offset += count
+
+
+class _Timeline:
+    """Output timestamps of frame indexes: a constant rate, or the source's own frame times.
+
+    ``index`` may be negative for the decode timestamps before the first picture (B-frames).
+    """
+
+    def __init__(self, fps: Fraction, start_frame: int, times: Sequence[Fraction] | None):
+        self.variable = times is not None
+        if times is None:
+            self.time_base = Fraction(1) / fps
+            self._ticks: list[int] | None = None
+            self._start, self._last = start_frame, 1
+            return
+        den = 1
+        for t in times:
+            den = den * t.denominator // math.gcd(den, t.denominator)
+            if den > 1_000_000:  # odd time bases mixed: microseconds are exact enough
+                den = 1_000_000
+                break
+        ticks = [round(t * den) for t in times]
+        shift = min(0, ticks[0])  # a negative start is moved to 0, as for constant rate
+        self._ticks = [t - shift for t in ticks]
+        self.time_base = Fraction(1, den)
+        self._last = max(1, round(den / fps))
+
+    def at(self, index: int) -> int:
+        if self._ticks is None:
+            return self._start + index
+        if index < 0:  # dts before the first picture: one tick apart, still before it
+            return self._ticks[0] + index
+        return self._ticks[index]
+
+    def duration(self, index: int) -> int:
+        if self._ticks is None or index + 1 >= len(self._ticks):
+            return self._last
+        return self._ticks[index + 1] - self._ticks[index]
+
+
+def _kept_times(path: Path, times: Sequence[Fraction | None], fps: Fraction) -> list | None:
+    """The source's frame times if they must be kept (variable rate), else ``None``.
+
+    A source whose every frame lies within a quarter frame of a constant-rate grid is written
+    at exactly ``fps``; otherwise re-timing to the average rate would drift from the audio
+    by up to the longest stretch of slower or faster frames, so the times are kept.
+    """
+    if not times or any(t is None for t in times):
+        return None
+    t0, step = float(times[0]), 1 / float(fps)
+    if all(abs(float(t) - t0 - i * step) <= step / 4 for i, t in enumerate(times)):
+        return None
+    if any(b <= a for a, b in itertools.pairwise(times)):
+        log.warning("%s: frame times are not increasing; re-timed to %s fps", path, fps)
+        return None
+    return list(times)
 
 
 def _concat(
@@ -686,10 +837,13 @@ def _concat(
     dst: Path,
     fps: Fraction,
     total: int,
-    start_frame: int,
     audio_from: Path,
+    timeline: _Timeline,
 ) -> None:
-    """Join segment MP4s into ``dst`` by remuxing (no re-encode), adding the source audio."""
+    """Join segment MP4s into ``dst`` by remuxing (no re-encode), adding the source audio.
+
+    The segments were encoded at ``fps``; ``timeline`` gives the output timestamps.
+    """
     extradata = set()
     for file in files:
         with av.open(str(file)) as container:
@@ -704,15 +858,19 @@ def _concat(
     try:
         with av.open(str(files[0])) as first:
             stream = out.container.add_stream_from_template(first.streams.video[0])
-        stream.time_base = Fraction(1) / fps
+        stream.time_base = timeline.time_base
         out.add_audio(audio_from)
         last_dts = None
         written = 0
-        for packet, dts in _iter_segment_packets(files, fps, start_frame):
+        for packet, pts_frame, dts_frame in _iter_segment_packets(files, fps):
+            pts, dts = timeline.at(pts_frame), timeline.at(dts_frame)
             if last_dts is not None and dts <= last_dts:
-                raise OutputError(f"{dst}: segment timestamps overlap at frame {dts}")
+                raise OutputError(f"{dst}: segment timestamps overlap at frame {dts_frame}")
             last_dts = dts
-            out.feed_audio(float(dts / fps))
+            packet.pts, packet.dts = pts, dts
+            packet.duration = timeline.duration(pts_frame)
+            packet.time_base = timeline.time_base
+            out.feed_audio(float(dts * timeline.time_base))
             packet.stream = stream
             out.container.mux(packet)
             written += 1
@@ -733,11 +891,14 @@ def _run_segments(
     progress: Callable[[int, int], None] | None,
     crf: int,
     preset: str,
-) -> int:
-    """Decode ``src`` once, process and encode every unfinished segment; returns reused count.
+) -> tuple[int, list[Fraction | None]]:
+    """Decode ``src`` once, process and encode every unfinished segment.
 
     Frames of finished segments are still decoded (the only exact way to find where the next
     segment starts) but not converted to RGB nor processed.
+
+    Returns:
+        ``(reused, times)``: finished segments reused, and every frame's source time.
     """
     data, folder = manifest.data, manifest.folder
     first_missing = 0
@@ -745,10 +906,12 @@ def _run_segments(
         first_missing += 1
     decoded = _decode(src, rgb_from=first_missing * segment_frames)
     frames_done = reused = 0
+    times: list[Fraction | None] = []
     for i, batch in enumerate(_segments_of(decoded, segment_frames)):
+        times.extend(t for _, _, t in batch)
         if i == 0:
             # Keep the picture where the source had it relative to the audio.
-            data["start_frame"] = max(0, round(batch[0][2] * info.fps))
+            data["start_frame"] = max(0, round((batch[0][2] or 0) * info.fps))
         seg = manifest.segment(i)
         if seg is not None and seg["frames"] == len(batch):
             reused += 1
@@ -774,7 +937,7 @@ def _run_segments(
             progress(frames_done, info.frame_count)
     data["total"] = frames_done
     manifest.save()
-    return reused
+    return reused, times
 
 
 def upscale_video(
@@ -800,8 +963,10 @@ def upscale_video(
     H.264 stream (no re-encode) with all source audio streams copied unchanged, ``dst`` is
     replaced atomically, and the work folder is deleted.
 
-    The output has exactly the source's decoded frame count, at the source's exact frame rate
-    (a variable-rate source is re-timed to its average rate).
+    The output has exactly the source's decoded frame count, at the source's exact frame rate;
+    a variable-rate source keeps every frame's time instead (within a quarter frame of a
+    constant grid counts as constant). Rotation metadata is applied: ``process_frames`` gets
+    upright frames and the output is stored upright, without rotation metadata.
 
     Args:
         src: source video.
@@ -823,8 +988,10 @@ def upscale_video(
         The output path, frames, segment counts, elapsed seconds, fps and encoded size.
 
     Raises:
-        SourceError: the source is missing, empty, corrupt, truncated or has no frame.
-        OutputError: the output cannot be written.
+        SourceError: the source is missing, empty, corrupt, truncated, has no frame, or is
+            mirrored by its display matrix.
+        OutputError: the output cannot be written (checked before any frame is processed:
+            the folder, and whether the container takes the source's audio codecs).
         ValueError: ``process_frames`` broke its contract (count, size or dtype).
     """
     started = time.monotonic()
@@ -836,10 +1003,20 @@ def upscale_video(
     info = probe(src, count_frames=False)
     if src.resolve() == dst.resolve():
         raise OutputError(f"{dst}: the output would overwrite its own source; choose another path")
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{dst.parent}: cannot create the output folder: {exc}") from exc
     pattern = f".{glob.escape(dst.name)}.*.partial{glob.escape(dst.suffix)}"
     for stale in dst.parent.glob(pattern):  # temp output of a killed run
         stale.unlink(missing_ok=True)
+    # Before any frame is processed: can the folder be written, and will the container take
+    # every audio stream? (A refusal at the very end would waste the whole run.)
+    preflight = _AtomicOutput(dst)
+    try:
+        preflight.add_audio(src)
+    finally:
+        preflight.abort()
     folder = Path(work_dir) if work_dir is not None else dst.parent
     folder = folder / f".{dst.name}.parts"
     manifest = _Manifest(folder, _job_key(src, job_key, segment_frames, crf, preset))
@@ -848,9 +1025,10 @@ def upscale_video(
     n_done = -(-data["total"] // segment_frames) if "total" in data else None
     if n_done is not None and all(manifest.segment(i) for i in range(n_done)):
         reused = n_done  # killed while joining: only the join is left
+        times = [t for _, _, t in _decode(src, rgb_from=sys.maxsize)]
     else:
         try:
-            reused = _run_segments(
+            reused, times = _run_segments(
                 src, info, manifest, process_frames, segment_frames, progress, crf, preset
             )
         except SourceError:
@@ -863,12 +1041,20 @@ def upscale_video(
     segs = [manifest.segment(i) for i in range(n_segments)]
     if any(s is None for s in segs):
         raise OutputError(f"{folder}: segments went missing during the run; run again")
-    _concat(
-        [folder / s["file"] for s in segs], dst, info.fps, total, data.get("start_frame", 0), src
-    )
+    kept = _kept_times(src, times, info.fps)
+    timeline = _Timeline(info.fps, data.get("start_frame", 0), kept)
+    _concat([folder / s["file"] for s in segs], dst, info.fps, total, src, timeline)
     shutil.rmtree(folder, ignore_errors=True)
     width, height = data["size"]
-    note = next((s["note"] for s in segs if s.get("note")), None)
+    notes = [next((s["note"] for s in segs if s.get("note")), None)]
+    if info.rotation:
+        notes.append(
+            f"turned upright by the source's rotation metadata ({info.rotation} degrees); "
+            "the output has none"
+        )
+    if timeline.variable:
+        notes.append(f"variable frame rate: the source's frame times are kept (~{info.fps} fps)")
+    note = "; ".join(n for n in notes if n) or None
     return UpscaleResult(
         output=dst,
         frames=total,
