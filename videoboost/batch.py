@@ -82,11 +82,15 @@ def plan_jobs(
     for item in map(Path, inputs):
         if item.is_dir():
             folder_mode = True
-            found = [
-                (p, k)
-                for p in sorted(item.iterdir())
-                if p.is_file() and not p.name.startswith(".") and (k := _kind(p)) is not None
-            ]
+            found = []
+            for p in sorted(item.iterdir()):
+                if p.name.startswith(".") or not p.is_file() or (k := _kind(p)) is None:
+                    continue
+                if p.is_symlink() and not p.resolve().is_relative_to(item.resolve()):
+                    # Only what the paths given hold is read: a link out of the folder is not.
+                    problems.append((p, "links outside the folder; skipped (name it to use it)"))
+                    continue
+                found.append((p, k))
             if not found:
                 problems.append((item, "the folder holds no images or videos"))
             files.extend(found)
