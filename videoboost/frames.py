@@ -1,7 +1,8 @@
 """Reading frames: videos (any container OpenCV opens) and folders of stills, streamed.
 
 Frames are yielded one at a time as RGB ``uint8`` arrays of shape ``(H, W, 3)``, so memory
-stays constant whatever the length of the video.
+stays constant whatever the length of the video. Videos come out upright: OpenCV applies
+rotation metadata (phone clips), as :mod:`videoboost.videoio` does for upscaling.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Metadata of a video as OpenCV reports it (frame_count is the container's claim)."""
+    """Metadata of a video as OpenCV reports it (frame_count is the container's claim; width
+    and height are upright, rotation metadata applied, like the frames)."""
 
     path: Path
     fps: float
@@ -63,6 +65,9 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     path = Path(path)
     _check_file(path)
     cap = cv2.VideoCapture(str(path))
+    # Phone clips store landscape pixels plus rotation metadata: train on what viewers see.
+    # On by default for the FFmpeg backend; set so a changed default cannot go unnoticed.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"{path}: OpenCV cannot open it as a video (corrupt or not a video file)")

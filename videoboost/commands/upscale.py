@@ -49,7 +49,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from videoboost.tracking import load_generator
 
     postprocess = _postprocess_from_args(args)
-    jobs, problems = plan_jobs(args.inputs, args.output)
+    try:
+        jobs, problems = plan_jobs(args.inputs, args.output)
+    except OSError as exc:  # e.g. an input folder that cannot be listed
+        raise SourceError(
+            f"{exc.filename or args.inputs[0]}: {exc.strerror or exc}; check the path and its "
+            "permissions"
+        ) from None
     defaults = UpscaleConfig()
     tile = defaults.tile if args.tile is None else args.tile
     if 0 < tile <= defaults.overlap:
