@@ -1,0 +1,183 @@
+"""The served bento under load, behind its API token, on its default bind address.
+
+One real server for the whole module (a startup costs ~20 s): a tiny champion built into a
+bento and started with plain `bentoml serve TAG --port N` (no ``--host``, so the service's own
+default applies) and ``VIDEOBOOST_API_TOKEN`` set. The load part runs the same code as the
+benchmark (``bench/load.py``), shorter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import httpx
+import psutil
+import pytest
+from bento import build_bento, clean_env, free_port, register_champion, stop, wait_ready
+from media import texture
+from tiny import make_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.load import run_load  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SCALE = 4
+TOKEN = "t0k3n-for-tests_only.Zx9~+/="  # every character the token may contain
+LR_H, LR_W = 24, 40
+CLIP_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("load")
+    home, bento_home = root / "state", root / "bentoml"
+    register_champion(home, SCALE)
+    env = clean_env(home, bento_home)  # no BENTOML_HOST either
+    tag = build_bento(root, env)
+    port = free_port()
+    log_path = root / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port)],
+            cwd=root,
+            env={**env, "VIDEOBOOST_API_TOKEN": TOKEN, "VIDEOBOOST_SERVE_SEGMENT_FRAMES": "4"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, url, log_path)  # /readyz answers without the token
+        yield SimpleNamespace(url=url, port=port, proc=proc, log=log_path, root=root)
+    finally:
+        stop(proc)
+
+
+def _png(seed: int) -> bytes:
+    return cv2.imencode(".png", texture(LR_H, LR_W, seed=seed)[..., ::-1])[1].tobytes()
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+# --------------------------------------------------------------------------- bind address
+
+
+def test_binds_to_loopback_only_by_default(server):
+    tree = psutil.Process(server.proc.pid)
+    listening = {
+        (conn.laddr.ip, conn.laddr.port)
+        for proc in [tree, *tree.children(recursive=True)]
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == server.port
+    }
+    assert listening == {("127.0.0.1", server.port)}
+
+
+# --------------------------------------------------------------------------- API token
+
+PROTECTED = [
+    ("POST", "/upscale"),
+    ("POST", "/upscale_frames"),
+    ("POST", "/upscale_video/submit"),
+    ("GET", "/upscale_video/status?task_id=x"),
+    ("GET", "/upscale_video/get?task_id=x"),
+    ("GET", "/"),  # the Swagger UI
+    ("GET", "/docs.json"),
+    ("GET", "/schema.json"),
+    ("GET", "/no-such-route"),
+]
+
+
+def _call(server, method: str, path: str, headers: dict | None = None) -> httpx.Response:
+    files = None
+    if method == "POST":
+        field = {"/upscale": "image", "/upscale_frames": "frames"}.get(path, "video")
+        files = {field: ("x.png", _png(0), "image/png")}
+    return httpx.request(method, server.url + path, files=files, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("method, path", PROTECTED)
+def test_requests_without_the_token_get_401(server, method, path):
+    r = _call(server, method, path)
+    assert r.status_code == 401, r.text
+    assert r.headers["www-authenticate"] == 'Bearer realm="videoboost"'
+    error = r.json()["error"]
+    assert error.startswith("missing API token") and "Authorization: Bearer" in error
+    assert TOKEN not in r.text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer wrong-token",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Basic {TOKEN}",
+        TOKEN,
+        "Bearer",
+    ],
+)
+def test_a_wrong_token_or_scheme_gets_401(server, authorization):
+    r = _call(server, "POST", "/upscale", {"Authorization": authorization})
+    assert r.status_code == 401, r.text
+    assert r.headers["www-authenticate"].startswith('Bearer realm="videoboost"')
+    assert "API token" in r.json()["error"]
+
+
+def test_the_token_opens_every_endpoint(server):
+    r = _call(server, "POST", "/upscale", AUTH)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    lower = {"authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive (RFC 7235)
+    assert _call(server, "POST", "/upscale_frames", lower).status_code == 200
+    spec = httpx.get(f"{server.url}/docs.json", headers=AUTH, timeout=30)
+    assert spec.status_code == 200 and "/upscale" in spec.json()["paths"]
+    # Past the token, the other checks still answer (an unknown task id is not a 401).
+    status = httpx.get(f"{server.url}/upscale_video/status?task_id=x", headers=AUTH, timeout=30)
+    assert status.status_code not in (401, 200)
+
+
+@pytest.mark.parametrize("path", ["/livez", "/healthz", "/readyz", "/metrics"])
+def test_health_and_metrics_need_no_token(server, path):
+    assert httpx.get(server.url + path, timeout=30).status_code == 200
+
+
+# --------------------------------------------------------------------------- load
+
+
+def test_short_load_run_has_no_errors(server, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", CLIP_FRAMES, size=(48, 32))
+    result = run_load(
+        server.url,
+        [_png(seed) for seed in range(4)],
+        requests=60,
+        clients=8,
+        videos=3,
+        video=clip.read_bytes(),
+        headers=AUTH,
+        max_seconds=120,
+        server_pid=server.proc.pid,
+        expect_size=(LR_W * SCALE, LR_H * SCALE),
+        expect_frames=CLIP_FRAMES,
+    )
+    assert result["errors"] == 0, result["problems"]
+    assert result["server_errors"] == 0, result["status"]
+    assert result["ok"] == 60 and result["videos_ok"] == 3, result
+    assert result["status"] == {"200": 63}
+    assert not result["stopped_by_time_limit"]
+    assert result["rss"]["samples"] >= 2 and result["rss"]["peak_mb"] > 100  # TF is loaded
+
+
+def test_the_token_never_reaches_the_log(server):
+    # Runs after the requests above (with good and bad tokens) and the load run.
+    log = server.log.read_text()
+    assert "method=POST,path=/upscale," in log  # the access log is on: this checks what it writes
+    assert TOKEN not in log and TOKEN[:12] not in log
