@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videoboost.errors import SourceError, VideoBoostError
+from videoboost.errors import SourceError, VideoBoostError, os_error_cause, output_error
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -272,6 +272,8 @@ def upscale_jobs(
                 outcomes.append(Outcome(job, True, f"{detail}, {seconds:.1f} s"))
                 say(f"{job.src} -> {job.dst} ({outcomes[-1].message})")
             except Exception as exc:  # one bad input must not stop a batch
+                if not isinstance(exc, SourceError) and (cause := os_error_cause(exc)):
+                    exc = output_error(cause, job.dst)  # disk full, read-only, file in the way
                 code = exc.exit_code if isinstance(exc, VideoBoostError) else 1
                 text = (
                     str(exc) if isinstance(exc, VideoBoostError) else f"{type(exc).__name__}: {exc}"

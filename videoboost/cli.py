@@ -213,6 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     except VideoBoostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A write the command could not make (disk full, read-only folder): one line, no
+        # traceback. Other OS errors are bugs to see in full.
+        from videoboost.errors import os_error_cause, output_error
+
+        if os_error_cause(exc) is None:
+            raise
+        error = output_error(exc, exc.filename or "the output")
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
