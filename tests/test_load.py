@@ -55,7 +55,7 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url, log_path)  # /readyz answers without the token
-        yield SimpleNamespace(url=url, port=port, proc=proc, log=log_path, root=root)
+        yield SimpleNamespace(url=url, port=port, proc=proc, log=log_path, root=root, tag=tag)
     finally:
         stop(proc)
 
@@ -181,3 +181,18 @@ def test_the_token_never_reaches_the_log(server):
     log = server.log.read_text()
     assert "method=POST,path=/upscale," in log  # the access log is on: this checks what it writes
     assert TOKEN not in log and TOKEN[:12] not in log
+
+
+def test_an_empty_token_setting_stops_the_server(server):
+    # Same bento and store as the running server: only the setting differs.
+    env = {**clean_env(server.root / "state", server.root / "bentoml"), "VIDEOBOOST_API_TOKEN": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", server.tag, "--port", str(free_port())],
+        cwd=server.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert "VIDEOBOOST_API_TOKEN is set but empty" in out.stderr
