@@ -44,7 +44,7 @@ def test_prefect_yaml_deployments_reference_importable_flows():
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     names = {d["name"]: d for d in spec["deployments"]}
-    assert set(names) == {"retrain-weekly", "batch-upscale"}
+    assert set(names) == {"retrain-weekly", "batch-upscale", "batch-upscale-dask"}
     assert names["retrain-weekly"]["schedules"][0]["cron"]
     assert "schedules" not in names["batch-upscale"]
     for d in spec["deployments"]:

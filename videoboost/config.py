@@ -223,6 +223,66 @@ class ServeConfig(UpscaleConfig):
     threads: int = Field(0, ge=0, description="TF intra-op threads; 0 = all cores.")
 
 
+class DaskConfig(_Frozen):
+    """Batch upscaling fanned out on a Dask cluster (the ``batch-upscale`` flow's ``dask``).
+
+    Off unless asked for, by the flow parameter or by ``VIDEOBOOST_DASK_<FIELD>`` variables in
+    the flow's environment (see :meth:`from_env`); without either the flow runs as before, in
+    threads of one process.
+    """
+
+    address: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^\S+$",
+        description="Scheduler of a running cluster, e.g. tcp://10.0.0.5:8786; None = start a "
+        "LocalCluster for the run and close it afterwards.",
+    )
+    workers: int = Field(2, ge=1, description="LocalCluster worker processes (not with address).")
+    threads_per_worker: int = Field(
+        1,
+        ge=1,
+        description="LocalCluster tasks at once per worker: 1, as one task keeps TF's threads busy.",
+    )
+    split_frames: int = Field(
+        600,
+        ge=1,
+        description="A video longer than this is split at keyframes into parts of at least this "
+        "many frames, each upscaled by a task of its own, then stitched (no re-encode).",
+    )
+    timeout_s: float = Field(
+        30, gt=0, description="Give up connecting to the scheduler after this many seconds."
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> DaskConfig | None:
+        """The config from ``VIDEOBOOST_DASK_ADDRESS``, ``VIDEOBOOST_DASK_WORKERS``, ... or None.
+
+        None when no such variable is set (Dask stays off). A bad value raises ``ValueError``
+        naming the variable.
+        """
+        import os
+
+        from pydantic import ValidationError
+
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[f"VIDEOBOOST_DASK_{name.upper()}"]
+            for name in cls.model_fields
+            if env.get(f"VIDEOBOOST_DASK_{name.upper()}", "").strip()
+        }
+        if not values:
+            return None
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(
+                f"VIDEOBOOST_DASK_{str(first['loc'][0]).upper()}={values[first['loc'][0]]!r}: "
+                f"{first['msg']}"
+            ) from None
+
+
 def flatten(cfg: BaseModel, prefix: str = "") -> dict[str, Any]:
     """Flatten a nested config to ``{"generator.tier": "fast", ...}`` (for MLflow params)."""
     out: dict[str, Any] = {}

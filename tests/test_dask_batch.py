@@ -1,0 +1,212 @@
+"""Batch upscaling fanned out on Dask: a real LocalCluster (2 worker processes on 127.0.0.1),
+a real Prefect server, real videos with audio; compared with the default (threaded) run."""
+
+import itertools
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from media import moving_frames
+from tiny import audio_packets, decoded_frames, make_clip, tiny_generator
+
+from videoboost.config import DaskConfig
+
+SPLIT = 12  # frames: the 40-frame clip with a keyframe every 8 is cut at 16 and 32
+
+
+def keyframed_clip(path, n=40, gop=8, size=(48, 32), rate=Fraction(25)):
+    """H.264 with B-frames and a keyframe exactly every ``gop`` frames, plus AAC audio."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"preset": "fast", "crf": "10", "bf": "2", "g": str(gop),
+                         "keyint_min": str(gop), "sc_threshold": "0"}  # fmt: skip
+        sound = out.add_stream("aac", rate=22050)
+        sound.layout = "mono"
+        for i, rgb in enumerate(moving_frames(n, h, w, seed=2)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        samples = int(22050 * n / rate)
+        wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 22050)).astype(np.float32)
+        for k in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(wave[None, k : k + 1024]), format="flt", layout="mono"
+            )
+            chunk.sample_rate, chunk.pts = 22050, k
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    return path
+
+
+def stream_facts(path):
+    """Frame count (decoded), exact rate, size; audio packet count and duration."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0]
+        frames = sum(1 for _ in c.decode(v))
+        audio_duration = float(a.duration * a.time_base)
+        return {
+            "frames": frames,
+            "fps": Fraction(v.guessed_rate),
+            "size": (v.codec_context.width, v.codec_context.height),
+            "audio_codec": a.codec_context.name,
+            "audio_duration": audio_duration,
+        }
+
+
+# --------------------------------------------------------------------------- no cluster
+
+
+def test_keyframe_parts_cover_every_frame_once(tmp_path):
+    from videoboost.fanout import keyframe_parts
+
+    long = keyframed_clip(tmp_path / "long.mp4")
+    parts = keyframe_parts(long, SPLIT)
+    assert [p.frames for p in parts] == [16, 16, 8]
+    assert parts[0].start_pts is None and parts[-1].end_pts is None
+    for before, after in itertools.pairwise(parts):
+        assert before.end_pts == after.start_pts  # no gap, no overlap
+    # Not cut: short, a single keyframe (x264 ultrafast, keyint 250), not a video.
+    assert keyframe_parts(long, 40) is None
+    assert keyframe_parts(make_clip(tmp_path / "one_gop.mp4", 40), SPLIT) is None
+    (tmp_path / "junk.mp4").write_bytes(b"not a video" * 10)
+    assert keyframe_parts(tmp_path / "junk.mp4", SPLIT) is None
+
+
+def test_dask_settings_from_parameters_and_environment():
+    from flows.batch import dask_task_runner
+
+    assert DaskConfig.from_env({}) is None  # the default: no Dask
+    cfg = DaskConfig.from_env(
+        {"VIDEOBOOST_DASK_ADDRESS": "tcp://10.0.0.5:8786", "VIDEOBOOST_DASK_SPLIT_FRAMES": "300"}
+    )
+    assert (cfg.address, cfg.split_frames) == ("tcp://10.0.0.5:8786", 300)
+    with pytest.raises(ValueError, match="VIDEOBOOST_DASK_WORKERS='0'"):
+        DaskConfig.from_env({"VIDEOBOOST_DASK_WORKERS": "0"})
+
+    remote = dask_task_runner(cfg)
+    assert remote.address == "tcp://10.0.0.5:8786" and not remote.cluster_kwargs
+    local = dask_task_runner(DaskConfig(workers=3))
+    assert local.address is None
+    assert local.cluster_kwargs["n_workers"] == 3
+    assert local.cluster_kwargs["host"] == "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- real cluster
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        processes=True,
+        dashboard_address=None,
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "g.keras"
+    tiny_generator(scale=4).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_dask_run_matches_the_sequential_run(prefect_server, cluster, model, tmp_path):
+    from flows.batch import batch_upscale
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make_clip(inputs / "a.mp4", 10)
+    make_clip(inputs / "b.mp4", 7, rate=Fraction(30000, 1001), seed=1)
+    keyframed_clip(inputs / "long.mp4")
+
+    seq = batch_upscale([str(inputs)], out_dir=str(tmp_path / "seq"), model=str(model))
+    dask = DaskConfig(address=cluster.scheduler_address, split_frames=SPLIT)
+    dsk = batch_upscale([str(inputs)], out_dir=str(tmp_path / "dask"), model=str(model), dask=dask)
+
+    # Where the work ran: the default in this process, one task per video; on Dask the long
+    # video as 3 part tasks, and the tasks on the cluster's two workers.
+    assert {w for d in seq["done"] for w in d["workers"]} == {"local"}
+    assert [d["parts"] for d in seq["done"]] == [1, 1, 1]
+    by_name = {d["input"].rsplit("/", 1)[1]: d for d in dsk["done"]}
+    assert by_name["long.mp4"]["parts"] == 3 and by_name["a.mp4"]["parts"] == 1
+    used = {w for d in dsk["done"] for w in d["workers"]}
+    assert used == set(cluster.scheduler_info["workers"])
+
+    for name, frames in (("a.mp4", 10), ("b.mp4", 7), ("long.mp4", 40)):
+        a, b = tmp_path / "seq" / name, tmp_path / "dask" / name
+        facts = stream_facts(b)
+        assert facts == stream_facts(a)
+        assert facts["frames"] == frames and facts["size"] == (192, 128)
+        assert audio_packets(b) == audio_packets(a) == audio_packets(inputs / name)
+        # Same pictures in the same order (encoded in other segments, so not bit-equal): a
+        # frame lost or shifted would differ by far more than the encoder's rounding.
+        seq_frames, dask_frames = decoded_frames(a), decoded_frames(b)
+        diffs = [
+            np.abs(x.astype(int) - y).mean() for x, y in zip(seq_frames, dask_frames, strict=True)
+        ]
+        moved = np.abs(seq_frames[1].astype(int) - seq_frames[0]).mean()
+        assert max(diffs) < 2.0 < moved
+    assert stream_facts(inputs / "long.mp4")["fps"] == Fraction(25)
+    left = sorted(p.name for p in (tmp_path / "dask").iterdir())
+    assert left == ["a.mp4", "b.mp4", "long.mp4"]  # no work folder or temp file left
+
+
+@pytest.mark.slow
+def test_failing_item_on_dask_is_reported_while_others_finish(
+    prefect_server, cluster, model, tmp_path
+):
+    from flows.batch import batch_upscale
+
+    good = keyframed_clip(tmp_path / "good.mp4", n=24)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00 not a video at all" * 64)
+    out = tmp_path / "out"
+    dask = DaskConfig(address=cluster.scheduler_address, split_frames=SPLIT)
+    state = batch_upscale(
+        [str(good), str(broken)], out_dir=str(out), model=str(model), dask=dask,
+        return_state=True,
+    )  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(Exception, match=r"1 of 2 inputs failed \(broken\.mp4\)"):
+        state.result()
+    assert stream_facts(out / "good.mp4")["frames"] == 24  # split in 2 parts, stitched
+    assert not (out / "broken.mp4").exists()
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_is_one_clear_error(prefect_server, model, tmp_path):
+    import socket
+
+    from flows.batch import batch_upscale
+    from videoboost.fanout import ClusterUnavailable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clip = make_clip(tmp_path / "a.mp4", 4)
+    dask = DaskConfig(address=f"tcp://127.0.0.1:{port}", timeout_s=2)
+    state = batch_upscale([str(clip)], out_dir=str(tmp_path / "out"), model=str(model),
+                          dask=dask, return_state=True)  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(ClusterUnavailable, match=f"scheduler at tcp://127.0.0.1:{port}"):
+        state.result()
+    assert not (tmp_path / "out").exists()
