@@ -8,7 +8,10 @@ Defaults are project-local (``./.state`` or ``$VIDEOBOOST_HOME``)::
     .state/prefect/         PREFECT_HOME: Prefect's local database and settings
     .state/datasets/        datasets built by ``videoboost run``
 
-``MLFLOW_TRACKING_URI``, ``BENTOML_HOME`` and ``PREFECT_HOME`` win when set.
+``MLFLOW_TRACKING_URI``, ``BENTOML_HOME`` and ``PREFECT_HOME`` win when set. A team shares
+one store by pointing ``MLFLOW_TRACKING_URI`` at PostgreSQL (``postgresql://...``) or an MLflow
+server, with ``VIDEOBOOST_ARTIFACT_ROOT`` (a shared folder or ``s3://bucket/prefix``) for the
+artifacts, and Prefect at a server whose database is PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,8 +35,36 @@ def home() -> Path:
     return Path(os.environ.get("VIDEOBOOST_HOME") or Path.cwd() / ".state").resolve()
 
 
+# Tracking URIs that are a database MLflow opens in-process: with no server in between, the
+# experiment's artifact location is where every client writes its artifacts.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
 def artifact_root() -> Path:
+    """The local artifact folder of a single-machine store: ``<state>/mlartifacts``."""
     return home() / "mlartifacts"
+
+
+def artifact_location(uri: str | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts (a URI), or None to let the store decide.
+
+    ``$VIDEOBOOST_ARTIFACT_ROOT`` wins: a shared folder (every client must see the same path)
+    or an object store URI (``s3://bucket/prefix``; MLflow reads the usual AWS variables and
+    ``MLFLOW_S3_ENDPOINT_URL`` for S3-compatible stores). Otherwise a database store (SQLite,
+    PostgreSQL, ...) or a bare path keeps them under the state folder, not ``./mlruns`` of
+    whatever the working directory is, and a tracking server uses its own
+    ``--artifacts-destination``.
+    """
+    explicit = os.environ.get("VIDEOBOOST_ARTIFACT_ROOT")
+    if explicit:
+        if "://" in explicit:
+            return explicit.rstrip("/")
+        return Path(explicit).expanduser().resolve().as_uri()
+    uri = uri or tracking_uri()
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme in ("", *DATABASE_SCHEMES):
+        return artifact_root().as_uri()
+    return None
 
 
 def default_tracking_uri() -> str:
@@ -41,7 +72,19 @@ def default_tracking_uri() -> str:
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    return with_driver(os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri())
+
+
+def with_driver(uri: str) -> str:
+    """A ``postgresql://`` URI with the driver VideoBoost ships (psycopg2) spelled out.
+
+    SQLAlchemy 2.1 made psycopg 3 the default driver of ``postgresql://``; the lock has
+    psycopg2-binary, so a plain URI would fail with "No module named 'psycopg'". Any other URI
+    (``postgresql+psycopg://`` included) is returned unchanged.
+    """
+    if uri.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + uri.removeprefix("postgresql://")
+    return uri
 
 
 # Library chatter that says nothing to a user of VideoBoost (each checked to be harmless).

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from videoboost import state
-from videoboost.errors import ModelNotFound, StoreUnavailable
+from videoboost.errors import ModelNotFound, StoreUnavailable, VideoBoostError
 
 EXPERIMENT = "videoboost"
 MODEL_NAME = "videoboost-generator"
@@ -62,17 +63,25 @@ def setup() -> str:
     mlflow = _mlflow()
     uri = state.tracking_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_registry_uri(state.with_driver(os.environ.get("MLFLOW_REGISTRY_URI") or uri))
 
     def _experiment() -> str:
         exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        if exp is not None:
-            return exp.experiment_id
-        # Local stores keep artifacts in the state folder, not ./mlruns of the cwd.
-        location = None
-        if uri.startswith("sqlite:") or "://" not in uri:
-            location = state.artifact_root().as_uri()
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        location = state.artifact_location(uri)
+        if exp is None:
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        # The location is fixed when the experiment is created: say so rather than silently
+        # writing elsewhere than VIDEOBOOST_ARTIFACT_ROOT asks.
+        if os.environ.get("VIDEOBOOST_ARTIFACT_ROOT") and not exp.artifact_location.startswith(
+            location
+        ):
+            warnings.warn(
+                f"experiment {EXPERIMENT!r} at {uri} keeps its artifacts at "
+                f"{exp.artifact_location}, not VIDEOBOOST_ARTIFACT_ROOT ({location}): the "
+                "location is set when the experiment is created",
+                stacklevel=2,
+            )
+        return exp.experiment_id
 
     return with_store_retries(_experiment, "opening the experiment")
 
@@ -164,6 +173,20 @@ def make_epoch_logger(samples_dir: Path):
     mlflow = _mlflow()
 
     class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            # The replica count exists only once training built its strategy. Params are
+            # immutable: a run resumed on another cluster size keeps its first count and
+            # records the new one as a tag.
+            replicas = str(self.model.distribute_strategy.num_replicas_in_sync)
+            run_id = mlflow.active_run().info.run_id
+            logged = with_store_retries(
+                lambda: mlflow.get_run(run_id).data.params.get("replicas"), "reading the run"
+            )
+            if logged is None:
+                with_store_retries(lambda: mlflow.log_param("replicas", replicas), "logging")
+            elif logged != replicas:
+                with_store_retries(lambda: mlflow.set_tag("replicas_resumed", replicas), "logging")
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             metrics = {k: float(logs[k]) for k in EPOCH_KEYS if k in logs}
@@ -278,7 +301,14 @@ def train_run(
 
     With ``resume_run_id`` the same MLflow run continues from its last checkpoint.
     Returns ``{"run_id", "version", "final", "history", "work_dir"}``.
+
+    Under ``strategy: multi_worker`` only the chief (see :func:`videoboost.distribute.is_chief`)
+    logs and registers; every other worker trains in lockstep and writes nothing to the store.
     """
+    if os.environ.get("TF_CONFIG"):
+        other = _train_as_other_worker(dataset_dir, cfg, resume_run_id, progress)
+        if other is not None:
+            return other
     mlflow = _mlflow()
     from videoboost.config import TrainConfig, flatten
     from videoboost.dataset import load_info
@@ -291,7 +321,7 @@ def train_run(
         cfg = TrainConfig.model_validate_json(run.data.tags["config_json"])
         dataset_dir = run.data.tags["dataset_path"]
         if run.data.tags.get("registered_version"):
-            raise StoreUnavailable(
+            raise VideoBoostError(
                 f"run {resume_run_id} already finished and registered version "
                 f"{run.data.tags['registered_version']}; nothing to resume"
             )
@@ -316,14 +346,22 @@ def train_run(
             log_dataset(info)
             mlflow.log_dict(cfg.model_dump(), "config.json")
         logger = make_epoch_logger(work_dir / "samples")
-        result = train(
-            dataset_dir,
-            cfg,
-            work_dir,
-            callbacks=[logger],
-            resume=bool(resume_run_id),
-            progress=progress,
-        )
+        if resume_run_id:
+            _relog_checkpointed_epochs(client, run_id, work_dir)
+        try:
+            result = train(
+                dataset_dir,
+                cfg,
+                work_dir,
+                callbacks=[logger],
+                resume=bool(resume_run_id),
+                progress=progress,
+            )
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(
+                f"{exc} Training stopped with its checkpoint kept: once the store is back, "
+                f"continue with `videoboost train --resume {run_id}`"
+            ) from exc
         final = {f"final_{k}": v for k, v in result.final.items()}
         mlflow.log_metrics(final)
         version = None
@@ -334,13 +372,15 @@ def train_run(
                 "tier": cfg.generator.tier,
                 "dataset_version": info.version,
             }
-            model_info = log_generator(result.generator, meta, lr[None, :16, :16])
             tags = {
                 **meta,
                 "run_id": run_id,
                 **{k: f"{v:.4f}" for k, v in result.final.items()},
             }
-            mv = register(model_info.model_uri, tags)
+            mv = _registered_from(client, run_id)  # killed after registering, before the tag
+            if mv is None:
+                model_info = log_generator(result.generator, meta, lr[None, :16, :16])
+                mv = register(model_info.model_uri, tags)
             version = str(mv.version)
             mlflow.set_tag("registered_version", version)
     return {
@@ -350,6 +390,69 @@ def train_run(
         "final": result.final,
         "history": result.history,
         "work_dir": work_dir,
+        "config": json.loads(cfg.model_dump_json()),
+    }
+
+
+def _registered_from(client, run_id: str):
+    """The version already registered from ``run_id``, if any: a run is registered once."""
+    found = with_store_retries(
+        lambda: client.search_model_versions(f"name='{MODEL_NAME}' and run_id='{run_id}'"),
+        "listing the versions",
+    )
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _relog_checkpointed_epochs(client, run_id: str, work_dir: Path) -> None:
+    """Log the epochs the checkpoint holds but the run does not (killed between the two)."""
+    from videoboost.train import load_checkpoint_state
+
+    ckpt = load_checkpoint_state(work_dir / "checkpoint")
+    if not ckpt:
+        return
+    logged = {
+        m.step
+        for m in with_store_retries(
+            lambda: client.get_metric_history(run_id, "val_psnr"), "reading the run's metrics"
+        )
+    }
+    mlflow = _mlflow()
+    for epoch, metrics in enumerate(ckpt["history"], start=1):
+        if epoch not in logged and metrics:
+            with_store_retries(
+                lambda m=metrics, e=epoch: mlflow.log_metrics(m, step=e), "logging epoch metrics"
+            )
+
+
+def _train_as_other_worker(dataset_dir, cfg, resume_run_id: str | None, progress: bool):
+    """A non-chief worker's part of a multi-worker run, or None when this process is the chief.
+
+    It reads the store only to resume (the run's config and the chief's checkpoint folder,
+    which must be on storage every worker sees) and returns ``run_id``/``version`` None.
+    """
+    from videoboost.config import TrainConfig
+    from videoboost.distribute import is_chief, worker_name
+    from videoboost.train import train
+
+    work_dir = state.home() / "runs" / f"unused-{worker_name(cfg)}" if cfg else None
+    if resume_run_id:
+        mlflow = _mlflow()
+        mlflow.set_tracking_uri(state.tracking_uri())
+        run = with_store_retries(
+            lambda: mlflow.MlflowClient().get_run(resume_run_id), "reading the run"
+        )
+        cfg = TrainConfig.model_validate_json(run.data.tags["config_json"])
+        dataset_dir, work_dir = run.data.tags["dataset_path"], Path(run.data.tags["work_dir"])
+    if is_chief(cfg):
+        return None
+    result = train(dataset_dir, cfg, work_dir, resume=bool(resume_run_id), progress=progress)
+    return {
+        "run_id": None,
+        "run_url": None,
+        "version": None,
+        "final": result.final,
+        "history": result.history,
+        "work_dir": None,
         "config": json.loads(cfg.model_dump_json()),
     }
 
