@@ -38,14 +38,26 @@ LOG_KEYS = ("g_loss", "d_loss", "pixel_loss", "adv_loss")
 def _replica_scale(loss: tf.Tensor) -> tf.Tensor:
     """Turn a per-replica batch mean into its share of the global-batch mean.
 
-    Under ``tf.distribute`` the optimizer sums gradients over replicas, so each replica's mean
-    loss is divided by the replica count (what ``tf.nn.compute_average_loss`` does for equal
-    per-replica batches). Under the default strategy this divides by 1. The RaGAN "average"
-    logits are means over the replica's own batch, so ragan losses are close to, not exactly,
-    their single-device values (pixel-mode steps match exactly).
+    Under ``tf.distribute`` the optimizer all-reduces gradients by SUM over replicas (Keras'
+    TF optimizer; Keras' own ``compute_loss`` scales the same way), so each replica's mean loss
+    is divided by the replica count: what ``tf.nn.compute_average_loss`` does for the equal
+    per-replica batches ``fit`` makes (``train`` requires a batch divisible by the replica
+    count). The summed gradient is then the gradient of the global-batch mean, the same as on
+    one device. The RaGAN averages are global too (:func:`models.losses.global_batch_mean`).
+    Under the default strategy this divides by 1. Only the gradient is scaled; the trackers
+    record the unscaled local mean, and their sync-on-read variables sum over replicas, so the
+    logged epoch losses are global-batch means.
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss if replicas == 1 else loss / tf.cast(replicas, loss.dtype)
+
+
+def _multi_worker() -> bool:
+    """Whether ``fit`` runs under a MultiWorkerMirroredStrategy spanning several workers."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        strategy.extended._in_multi_worker_mode()
+    )
 
 
 class SRGAN(keras.Model):
@@ -152,6 +164,14 @@ class SRGAN(keras.Model):
             else None
         )
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None) -> None:
+        # Keras (TF backend) builds a model created under a tf.distribute strategy by pulling a
+        # batch from a first iterator and then restarting it; the dataset reshuffles per
+        # iterator, so a mirrored run would train on other batches than a one-device run. Nothing
+        # is left to build here (networks are built at construction, optimizers in compile), so
+        # skip it: every strategy then sees the same batches, as the default strategy does.
+        return
+
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         return [
@@ -239,7 +259,13 @@ class SRGAN(keras.Model):
         self.d_loss_tracker.update_state(d_loss)
         self.pixel_loss_tracker.update_state(pix)
         self.adv_loss_tracker.update_state(adv_loss)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # Keras 3 reduces step outputs over workers with strategy.reduce(MEAN, v, axis=0),
+            # which fails on scalars ("Invalid reduction dimension 0", tensorflow/tensorflow
+            # #72388); shape (1,) reduces back to a scalar. Epoch logs come from the metrics.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def test_step(self, data: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Pixel loss of the generator on ``(lr, hr)`` (both [0, 255]).

@@ -5,6 +5,11 @@ so their magnitudes read the same in every run. Discriminator outputs are logit 
 ``(B, h, w, 1)`` (any ``h, w``). Every loss returns a scalar: the mean over all its elements,
 i.e. over the (local) batch. ``gan_type`` is ``"standard"`` (non-saturating GAN) or
 ``"ragan"`` (relativistic average GAN, as in ESRGAN / BasicSR).
+
+Under ``tf.distribute`` each replica sees a slice of the global batch. The losses stay local
+means (the train step scales them by the replica count), except the RaGAN "average" logits,
+which are taken over the global batch (:func:`global_batch_mean`), so the loss, and the model it
+trains, does not depend on how many replicas share the batch.
 """
 
 from __future__ import annotations
@@ -30,6 +35,20 @@ def pixel_loss(hr: tf.Tensor, sr: tf.Tensor) -> tf.Tensor:
     hr = tf.cast(hr, tf.float32)
     sr = tf.cast(sr, tf.float32)
     return tf.reduce_mean(tf.abs(hr - sr)) / 255.0
+
+
+def global_batch_mean(x: tf.Tensor) -> tf.Tensor:
+    """Mean of ``x`` over the global batch.
+
+    Inside a ``tf.distribute`` step with several replicas: the mean of every replica's local mean
+    (an all-reduce; exact because ``fit`` gives each replica an equal slice, and differentiable:
+    its gradient is the all-reduce of the gradients). Otherwise simply ``reduce_mean(x)``.
+    """
+    mean = tf.reduce_mean(tf.cast(x, tf.float32))
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return mean
+    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
 
 
 def _bce(logits: tf.Tensor, target: float) -> tf.Tensor:
@@ -69,8 +88,8 @@ def generator_adversarial_loss(
         raise ValueError("the ragan generator loss needs real_logits")
     real_logits = tf.cast(real_logits, tf.float32)
     fake_logits = tf.cast(fake_logits, tf.float32)
-    real_rel = real_logits - tf.reduce_mean(fake_logits)
-    fake_rel = fake_logits - tf.reduce_mean(real_logits)
+    real_rel = real_logits - global_batch_mean(fake_logits)
+    fake_rel = fake_logits - global_batch_mean(real_logits)
     return 0.5 * (_bce(real_rel, 0.0) + _bce(fake_rel, 1.0))
 
 
@@ -96,8 +115,8 @@ def discriminator_loss(
     fake_logits = tf.cast(fake_logits, tf.float32)
     if gan_type == "standard":
         return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
-    real_rel = real_logits - tf.reduce_mean(fake_logits)
-    fake_rel = fake_logits - tf.reduce_mean(real_logits)
+    real_rel = real_logits - global_batch_mean(fake_logits)
+    fake_rel = fake_logits - global_batch_mean(real_logits)
     return 0.5 * (_bce(real_rel, 1.0) + _bce(fake_rel, 0.0))
 
 

@@ -92,7 +92,23 @@ class TrainConfig(_Frozen):
 
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="Global batch: split evenly over all replicas (of all workers), so it must "
+        "be a multiple of the replica count; the same value trains the same model on any strategy.",
+    )
+    strategy: Literal["default", "mirrored", "multi_worker"] = Field(
+        "default",
+        description="tf.distribute strategy (see videoboost.distribute): default = one device; "
+        "mirrored = data-parallel replicas on the local `devices`; multi_worker = "
+        "MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment variable.",
+    )
+    devices: tuple[str, ...] | None = Field(
+        None,
+        description="mirrored only: devices to replicate on, e.g. ['/gpu:0', '/gpu:1']; "
+        "None = every local GPU, else the CPU.",
+    )
     steps_per_epoch: int = Field(200, ge=1)
     pretrain_epochs: int = Field(5, ge=0, description="Phase 1: L1 pixel loss only.")
     gan_epochs: int = Field(0, ge=0, description="Phase 2: pixel + adversarial loss.")

@@ -3,6 +3,11 @@
 Plain Keras, no MLflow: :mod:`videoboost.tracking` adds logging as a callback, and tests call
 :func:`train` directly. Every epoch ends with whole-frame validation (PSNR/SSIM on Y against
 bicubic on the same frames) and a checkpoint, so a killed run resumes where it stopped.
+
+Models, optimizers and metrics are built inside the ``tf.distribute`` strategy of
+``TrainConfig.strategy`` (:mod:`videoboost.distribute`); ``fit`` splits each global batch over
+its replicas. Under a multi-worker strategy every worker runs this same function; only the chief
+writes into ``work_dir``, the others write to a scratch folder that is deleted at the end.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,19 +55,29 @@ class TrainResult:
     final: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     checkpoint_dir: Path | None = None
+    strategy: str = "default"
+    replicas: int = 1
+    chief: bool = True
 
 
-def configure_tf(cfg: TrainConfig) -> None:
-    """Threads and seeds. TF's defaults often run one thread on these CPUs; 2 halves wall time."""
+def configure_tf(cfg: TrainConfig):
+    """Threads, the distribution strategy, seeds; returns the strategy.
+
+    TF's defaults often run one thread on these CPUs; 2 halves wall time. The order matters:
+    threads and a multi-worker strategy can only be set before TensorFlow runs its first op.
+    """
     import tensorflow as tf
 
+    from videoboost.distribute import build_strategy
     from videoboost.engine import set_tf_threads
 
     set_tf_threads(cfg.threads)
+    strategy = build_strategy(cfg)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         # Multi-threaded reductions otherwise differ run to run; measured cost here is small.
         tf.config.experimental.enable_op_determinism()
+    return strategy
 
 
 def learning_rate_schedule(initial: float, warmup: int, total_steps: int, minimum: float):
@@ -226,8 +242,21 @@ def save_checkpoint(folder: Path, model, epochs_done: int, history: list, best: 
 
 
 def load_checkpoint_state(folder: Path) -> dict | None:
+    _recover_checkpoint(folder)
     state = folder / "state.json"
     return json.loads(state.read_text()) if state.is_file() else None
+
+
+def _recover_checkpoint(folder: Path) -> None:
+    """A kill between :func:`save_checkpoint`'s two renames leaves no ``folder``: use the new
+    checkpoint if it was complete (``state.json`` is written last), else the previous one."""
+    if folder.exists():
+        return
+    for suffix in (".tmp", ".old"):
+        candidate = folder.with_name(folder.name + suffix)
+        if (candidate / "state.json").is_file():
+            candidate.rename(folder)
+            return
 
 
 def _restore_optimizer(opt, path: Path) -> None:
@@ -263,18 +292,69 @@ def train(
         dataset_dir: a dataset from :func:`videoboost.dataset.build_dataset`; its scale must
             equal ``cfg.generator.scale``.
         cfg: hyperparameters.
-        work_dir: checkpoints and sample images go here.
+        work_dir: checkpoints and sample images go here (a multi-worker non-chief only reads
+            the chief's checkpoint here on resume, see the module doc).
         callbacks: extra Keras callbacks (e.g. MLflow logging); they see the ``val_*`` keys.
         resume: continue from ``work_dir/checkpoint`` if present.
         progress: show a progress bar per epoch.
+
+    Raises:
+        VideoBoostError: dataset/generator scale mismatch, no validation frames, or a batch size
+            the replicas cannot share evenly (and strategy errors, see
+            :func:`videoboost.distribute.build_strategy`).
     """
+    from videoboost.distribute import is_chief, worker_name
+
+    chief = is_chief(cfg)  # reads TF_CONFIG: a bad one fails before TensorFlow starts
+    strategy = configure_tf(cfg)
+    replicas = int(strategy.num_replicas_in_sync)
+    if cfg.batch_size % replicas:
+        lower = max(cfg.batch_size // replicas, 1) * replicas
+        raise VideoBoostError(
+            f"batch_size {cfg.batch_size} is the global batch and must split evenly over the "
+            f"{replicas} replicas of strategy {cfg.strategy}; use {lower} or "
+            f"{lower + replicas}"
+        )
+    work_dir = Path(work_dir)
+    if chief:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        write_dir = work_dir
+    else:
+        # Every worker saves (saving reads the replicated variables), but only the chief's copy
+        # is kept; the others must not overwrite it on a shared disk.
+        write_dir = Path(tempfile.mkdtemp(prefix=f"videoboost-{worker_name(cfg)}-"))
+    try:
+        with strategy.scope():
+            result = _train_in_scope(
+                dataset_dir, cfg, work_dir, write_dir, callbacks=callbacks, resume=resume,
+                progress=progress,
+            )  # fmt: skip
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    result.strategy, result.replicas, result.chief = cfg.strategy, replicas, chief
+    if not chief:
+        result.checkpoint_dir = None
+    return result
+
+
+def _train_in_scope(
+    dataset_dir: str | Path,
+    cfg: TrainConfig,
+    work_dir: Path,
+    write_dir: Path,
+    *,
+    callbacks: Sequence[Any],
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
+    """:func:`train` inside the strategy scope: variables created here are replicated."""
+    import tensorflow as tf
+
     from models.gan import SRGAN
     from models.losses import build_feature_extractor
     from models.networks import build_discriminator, build_generator
 
-    configure_tf(cfg)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     info = load_info(dataset_dir)
     if info.scale != cfg.generator.scale:
         raise VideoBoostError(
@@ -291,11 +371,16 @@ def train(
     train_ds = make_tf_dataset(
         dataset_dir, "train", cfg.batch_size, augment=cfg.augment, seed=cfg.seed, repeat=True
     )
+    # In-memory data has no files to shard by: each worker keeps its share of every batch
+    # (AUTO would try files first and warn on every multi-worker run).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = train_ds.with_options(options)
 
     history: list[dict] = []
     best: dict = {}
     start = 0
-    ckpt_dir = work_dir / "checkpoint"
+    ckpt_dir = work_dir / "checkpoint"  # read on resume
     state = load_checkpoint_state(ckpt_dir) if resume else None
     if state is not None:
         start, history, best = state["epochs_done"], state["history"], state["best"]
@@ -307,8 +392,8 @@ def train(
         discriminator.load_weights(ckpt_dir / "discriminator.weights.h5")
 
     validation = WholeFrameValidation(val_frames[: cfg.val_frames], cfg.generator.scale)
-    samples = SampleImages(validation, work_dir / "samples", cfg.sample_every)
-    checkpoint = Checkpoint(ckpt_dir, history, best, cfg.early_stopping_patience)
+    samples = SampleImages(validation, write_dir / "samples", cfg.sample_every)
+    checkpoint = Checkpoint(write_dir / "checkpoint", history, best, cfg.early_stopping_patience)
     # Order matters: validation writes val_* into the logs the later callbacks read.
     core = [validation, samples, checkpoint]
     total_epochs = cfg.pretrain_epochs + cfg.gan_epochs
@@ -375,5 +460,5 @@ def train(
         epochs_done=len(history),
         final=final,
         stopped_early=checkpoint.stopped_early,
-        checkpoint_dir=ckpt_dir,
+        checkpoint_dir=write_dir / "checkpoint",
     )
