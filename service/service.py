@@ -30,12 +30,13 @@ import base64
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, get_origin
 
 import bentoml
 import numpy as np
@@ -43,6 +44,8 @@ from annotated_types import Ge, Le
 from bentoml.exceptions import BadInput, BentoMLException, InvalidArgument
 from pydantic import AfterValidator, BeforeValidator, ValidationError
 from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 
 from service.auth import TokenGuard, TokenSettingError, api_token
@@ -120,12 +123,29 @@ def _part_checker(field: str, accepted: Callable[[str], bool], wanted: str):
         if isinstance(obj, UploadFile):
             media = _media_type(obj)
             if not (media in GENERIC_TYPES or accepted(media)):
-                raise UnsupportedMediaType(f"`{field}` is {media}; send {wanted}")
+                raise UnsupportedMediaType(f"`{field}` is {media[:60]}; send {wanted}")
+            obj.filename = _safe_suffix(obj.filename)
         elif not isinstance(obj, Path):
             raise UnsupportedMediaType(f"`{field}` must be a file part; send {wanted}")
         return obj
 
     return check
+
+
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def _safe_suffix(filename: str | None) -> str | None:
+    """What is left of a client's file name: a plain extension like ``.mp4``, or None.
+
+    BentoML appends the part's file name to the name of the temp file it writes the upload to;
+    a name with ``../``, 300 characters or a NUL byte would be a path trick or a 500. Only
+    the extension is kept (a decoder may probe by it); the temp file is BentoML's
+    ``mkstemp`` (mode 0600) in a per-request ``mkdtemp`` folder (0700), emptied after the
+    request.
+    """
+    suffix = PurePosixPath(filename or "").suffix
+    return suffix if _SUFFIX.fullmatch(suffix) else None
 
 
 def _decode_frame(path: Path) -> np.ndarray:
@@ -141,6 +161,8 @@ def _decode_frame(path: Path) -> np.ndarray:
 
 def _read_upload(path: Path, what: str) -> np.ndarray:
     """Decode an uploaded image, mapping our errors to 400/413/415 (named without the temp path)."""
+    if path.stat().st_size == 0:
+        raise BadInput(f"{what}: the upload is empty (0 bytes); send a PNG or JPEG file")
     try:
         with path.open("rb") as fp:
             return read_image(fp, max_pixels=CONFIG.max_input_pixels, formats=IMAGE_FORMATS)
@@ -476,6 +498,64 @@ class VideoBoost:
         }
         return Response(data, media_type="video/mp4", headers=headers)
 
+
+def _guard_form(spec: type, route: str) -> type:
+    """The API's input model, checking the multipart form before BentoML validates it.
+
+    BentoML 1.4.40 answers 500 for a multipart body it cannot parse (starlette's 400 is lost),
+    for a value field sent as a non-UTF-8 file part, and for a file field sent as text (which
+    it would try to download as a URL); unknown and repeated fields it ignores silently. Each
+    is a 400 here naming the field, and pydantic's errors become one readable line.
+    """
+    fields = dict(spec.model_fields)
+    files = set(spec.multipart_fields)
+    lists = {k for k, f in fields.items() if get_origin(f.annotation) is list}
+
+    class Input(spec):
+        @classmethod
+        async def from_http_request(cls, request, serde):
+            try:
+                form = await request.form()  # cached on the request: BentoML reuses it
+            except (HTTPException, MultiPartException) as exc:
+                detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
+                raise BadInput(
+                    f"{route}: the multipart body cannot be parsed ({detail}); "
+                    "send it the way curl -F does"
+                ) from None
+            seen: set[str] = set()
+            for key, value in form.multi_items():
+                name = key[:40]
+                if key not in fields:
+                    raise BadInput(f"unknown field `{name}`: {route} takes {', '.join(fields)}")
+                if key in seen and key not in lists:
+                    raise BadInput(f"`{name}` is given more than once; send it once")
+                seen.add(key)
+                if key in files and not isinstance(value, UploadFile):
+                    raise BadInput(
+                        f"`{name}` must be a file part (curl -F {name}=@file); "
+                        "text and URLs are not accepted"
+                    )
+                if key not in files and isinstance(value, UploadFile):
+                    raise BadInput(
+                        f"`{name}` must be a plain value (curl -F {name}=...), not a file"
+                    )
+            try:
+                return await super().from_http_request(request, serde)
+            except ValidationError as exc:
+                raise BadInput(_validation_message(exc)) from None
+
+    return Input
+
+
+def _validation_message(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in errors[:5]
+    )
+
+
+for _method in VideoBoost.apis.values():
+    _method.input_spec = _guard_form(_method.input_spec, _method.route)
 
 # Read at import, like the model: a bad token setting stops `bentoml serve` at once.
 try:

@@ -55,10 +55,22 @@ def read_image(
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         img = Image.open(fp)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{name}: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses > 2 x MAX_IMAGE_PIXELS from the header alone (the warning half of
+        # the check only raises when warnings are errors); either way nothing was decoded.
+        limit = f"; the limit is {max_pixels} pixels" if max_pixels is not None else ""
+        raise ImageTooLarge(
+            f"{name}: refused before decoding, the header declares too many pixels ({exc}){limit}"
+        ) from exc
+    except FileNotFoundError as exc:
+        raise InvalidImage(f"{name}: no such file") from exc
+    except UnidentifiedImageError as exc:
         raise InvalidImage(f"{name}: not a readable image (corrupt or another file type)") from exc
+    except Exception as exc:
+        # Pillow's plugins raise whatever their parser hit on a hostile file (OSError,
+        # SyntaxError, ValueError, EOFError, struct.error, IndexError, warnings made errors...)
+        # with no common base; Pillow's own OSS-Fuzz harness catches Exception for that reason.
+        raise InvalidImage(f"{name}: not a readable image ({_reason(exc)})") from exc
     with img:
         if formats is not None and img.format not in formats:
             raise UnsupportedImageFormat(
@@ -76,9 +88,18 @@ def read_image(
             if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             arr = _to_array(img)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidImage(f"{name}: the image data is corrupt or truncated ({exc})") from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # any parser failure, as in Image.open above
+            raise InvalidImage(
+                f"{name}: the image data is corrupt or truncated ({_reason(exc)})"
+            ) from exc
     return prepare_image(arr)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _to_array(img: Image.Image) -> np.ndarray:
