@@ -1,0 +1,159 @@
+"""A real `kill -9` of `videoboost train` mid-epoch, then `videoboost train --resume RUN_ID`."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from media import write_clip
+
+from videoboost.cli import main
+from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+# A tiny run: 3 pixel-loss epochs of 24 steps (seconds each on 2 cores).
+TINY = {
+    "generator": {"tier": "fast", "filters": 16},
+    "steps_per_epoch": 24,
+    "pretrain_epochs": 3,
+    "batch_size": 8,
+    "warmup_steps": 5,
+    "val_frames": 2,
+    "learning_rate": 2e-3,
+}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    from videoboost.dataset import build_dataset
+
+    cfg = DatasetConfig(
+        degrade=DegradeConfig(scale=4),
+        sampling=SamplingConfig(dedupe_threshold=0),
+        patch=8,
+        patches_per_frame=8,
+        min_per_split=2,
+    )
+    clip = write_clip(tmp_path / "a.avi", n=30)
+    return build_dataset([clip], tmp_path / "ds", cfg, progress=False).path
+
+
+def _registry_rows(db: Path) -> list:
+    """Every row of the registry's tables: versions, tags, aliases (compared before/after)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [
+            (table, con.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall())
+            for table in (
+                "registered_models",
+                "model_versions",
+                "model_version_tags",
+                "registered_model_tags",
+                "registered_model_aliases",
+            )
+        ]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
+    dataset, tmp_path, clean_environ, capsys
+):
+    import mlflow
+
+    from videoboost.tracking import MODEL_NAME, setup
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    cmd = ["train", "--dataset", str(dataset), "--config", str(config)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "videoboost.cli", *cmd],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    err = bytearray()
+
+    def pump() -> None:
+        for chunk in iter(lambda: child.stderr.read1(4096), b""):
+            err.extend(chunk)
+
+    reader = threading.Thread(target=pump)
+    reader.start()
+    # The progress bar of epoch 2 moving (tqdm: "epoch 2/3:  12%|... | 3/24"): mid-epoch.
+    mid_epoch = re.compile(rb"epoch 2/3:[^\r\n]*\|\s*([1-9]\d*)/24")
+    state_file = None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and child.poll() is None:
+            found = sorted(clean_environ.glob("runs/*/checkpoint/state.json"))
+            if found and mid_epoch.search(bytes(err)):
+                state_file = found[0]
+                before_kill = json.loads(state_file.read_text())
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        reader.join(timeout=10)
+    text = bytes(err).decode(errors="replace")
+    assert child.returncode == -signal.SIGKILL, f"not killed mid-epoch:\n{text[-3000:]}"
+    assert before_kill["epochs_done"] == 1  # killed in epoch 2: at most one epoch lost
+    run_id = state_file.parent.parent.name
+
+    setup()
+    client = mlflow.MlflowClient()
+    assert client.get_run(run_id).info.status == "RUNNING"  # killed: nobody closed it
+    assert client.search_model_versions(f"name='{MODEL_NAME}'") == []
+
+    assert main(["train", "--resume", run_id, "--quiet"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"run {run_id}" in out and f"registered {MODEL_NAME} version 1" in out
+
+    (run,) = client.search_runs([client.get_experiment_by_name("videoboost").experiment_id])
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"  # the same run
+    steps = [m.step for m in client.get_metric_history(run_id, "val_psnr")]
+    assert steps == [1, 2, 3]  # every epoch logged once
+    after = json.loads(state_file.read_text())
+    assert after["epochs_done"] == 3
+    assert after["history"][0] == before_kill["history"][0]  # epoch 1 was not trained again
+    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+    assert [(str(v.version), v.run_id) for v in versions] == [("1", run_id)]
+
+    # Resuming a finished run changes nothing: the model stays registered once.
+    rows = _registry_rows(clean_environ / "mlflow.db")
+    assert main(["train", "--resume", run_id, "--quiet"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+    assert _registry_rows(clean_environ / "mlflow.db") == rows
+
+
+def test_a_kill_between_the_checkpoint_renames_still_resumes(tmp_path):
+    """``save_checkpoint`` swaps folders with two renames; a kill between them leaves only
+    ``checkpoint.old`` and a complete ``checkpoint.tmp``: the newer one must be used."""
+    from videoboost.train import load_checkpoint_state
+
+    ckpt = tmp_path / "checkpoint"
+    for name, epochs in (("checkpoint.old", 1), ("checkpoint.tmp", 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text(json.dumps({"epochs_done": epochs}))
+    assert load_checkpoint_state(ckpt)["epochs_done"] == 2
+    assert (ckpt / "state.json").is_file()
+    # A .tmp without state.json was cut off while writing: the previous checkpoint wins.
+    other = tmp_path / "b" / "checkpoint"
+    (other.parent / "checkpoint.tmp").mkdir(parents=True)
+    (other.parent / "checkpoint.old").mkdir()
+    (other.parent / "checkpoint.old" / "state.json").write_text('{"epochs_done": 4}')
+    assert load_checkpoint_state(other)["epochs_done"] == 4
