@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -39,8 +40,23 @@ def _mlflow():
     return mlflow
 
 
-def with_store_retries(fn: Callable[[], T], what: str, attempts: int = 3, wait: float = 1.0) -> T:
-    """Run ``fn`` against the tracking store; retry transient failures, then fail clearly."""
+def safe_uri(uri: str) -> str:
+    """``uri`` without its password (``postgresql://user:***@host/db``), for messages."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", uri)
+
+
+def with_store_retries(
+    fn: Callable[[], T], what: str, attempts: int | None = None, wait: float | None = None
+) -> T:
+    """Run ``fn`` against the tracking store; retry transient failures, then fail clearly.
+
+    ``attempts`` (default ``VIDEOBOOST_STORE_ATTEMPTS``, 3) and ``wait`` (seconds before the
+    n-th retry is n x wait; default ``VIDEOBOOST_STORE_RETRY_WAIT``, 1.0). A locked SQLite
+    store already waits up to 20 s per attempt inside MLflow.
+    """
+    attempts = attempts or int(os.environ.get("VIDEOBOOST_STORE_ATTEMPTS") or 3)
+    if wait is None:
+        wait = float(os.environ.get("VIDEOBOOST_STORE_RETRY_WAIT") or 1.0)
     last: Exception | None = None
     for i in range(attempts):
         try:
@@ -51,9 +67,10 @@ def with_store_retries(fn: Callable[[], T], what: str, attempts: int = 3, wait: 
             last = exc
             if i + 1 < attempts:
                 time.sleep(wait * (i + 1))
+    detail = str(last).splitlines()[0] if str(last) else ""
     raise StoreUnavailable(
-        f"MLflow store {state.tracking_uri()} failed while {what}: {type(last).__name__}: "
-        f"{str(last).splitlines()[0] if str(last) else ''}. Check that the server is running "
+        f"MLflow store {safe_uri(state.tracking_uri())} failed while {what}: "
+        f"{type(last).__name__}: {safe_uri(detail)}. Check that the server is running "
         "and the store is writable, or point MLFLOW_TRACKING_URI at a reachable store."
     ) from last
 
