@@ -381,6 +381,20 @@ class VideoBoost:
         if 0 < tile < MIN_TILE:
             raise BadInput(f"tile={tile} is too small: use 0 (no tiling) or at least {MIN_TILE}")
 
+    def _check_output(self, h: int, w: int, height: int | None) -> None:
+        """Bound the output a target height makes: at most the model's output for the largest
+        input allowed. Without it a 1-pixel-high strip with height=8640 would ask for a
+        picture of gigabytes."""
+        if height is None:
+            return
+        out_h, out_w, _ = plan_output(h, w, self.scale, height)
+        limit = CONFIG.max_input_pixels * self.scale**2
+        if out_h * out_w > limit:
+            raise BadInput(
+                f"height={height} would make a {out_w}x{out_h} output from {w}x{h}, above the "
+                f"output limit of {limit} pixels (max_input_pixels x scale^2); ask for less"
+            )
+
     # ------------------------------------------------------------------ APIs
 
     @bentoml.api(route="/upscale")
@@ -404,6 +418,7 @@ class VideoBoost:
         """
         self._check_options(scale, tile)
         lr = _read_upload(image, "image")
+        self._check_output(*lr.shape[:2], height)
         sr = self._upscaler(tile).upscale_image(lr, height=height, postprocess=postprocess)
         headers = {**self.headers, "X-VideoBoost-Postprocess": _postprocess_header(postprocess)}
         headers["X-VideoBoost-Note"] = plan_output(*lr.shape[:2], self.scale, height)[2]
@@ -461,6 +476,7 @@ class VideoBoost:
                 f"video has {info.frame_count} frames, above the limit of "
                 f"{CONFIG.max_video_frames} frames; split it"
             )
+        self._check_output(info.height, info.width, height)
         upscaler = self._upscaler(tile)
         seen = 0
 

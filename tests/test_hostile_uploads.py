@@ -351,6 +351,12 @@ UPLOADS = [
     ("scale-8-on-a-x4-model", {"files": _file(), "data": {"scale": "8"}}, 400, "upscales x4"),
     ("height-zero", {"files": _file(), "data": {"height": "0"}}, 400, "height: "),
     ("height-huge", {"files": _file(), "data": {"height": "9" * 40}}, 400, "height: "),
+    (
+        "height-on-a-1-pixel-strip",  # 40x1 -> 345600x8640: 3 G pixels asked for
+        {"files": _file(data=_png(texture(1, 40, seed=3))), "data": {"height": "8640"}},
+        400,
+        "output limit",
+    ),
     ("height-infinity", {"files": _file(), "data": {"height": "Infinity"}}, 400, "height: "),
     ("postprocess-not-json", {"files": _file(), "data": {"postprocess": "{"}}, 400, "postprocess"),
     (
@@ -488,12 +494,16 @@ def test_client_file_names_are_never_paths(hostile, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", 4, audio_streams=0)
     status, _ = _video_task(hostile, ("../../../../evil.mp4", clip.read_bytes(), "video/mp4"))
     assert status == "completed"
+    status, r = _video_task(hostile, ("clip.mp4", clip.read_bytes(), "video/mp4"), {"height": 8640})
+    _assert_error(r, 400, "output limit")  # 48x32 -> 12960x8640 is over 40 000 x 4^2
     root = hostile.tmp.parent  # where "../" from a request folder would land
     assert not [p for p in root.rglob("*") if "evil" in p.name or "passwd" in p.name]
 
 
-def _video_task(served, upload: tuple, timeout: float = 120) -> tuple[str, httpx.Response]:
-    r = served.client.post("/upscale_video/submit", files={"video": upload})
+def _video_task(
+    served, upload: tuple, data: dict | None = None, timeout: float = 120
+) -> tuple[str, httpx.Response]:
+    r = served.client.post("/upscale_video/submit", files={"video": upload}, data=data or {})
     assert r.status_code == 200, r.text
     task_id = r.json()["task_id"]
     deadline = time.monotonic() + timeout
