@@ -11,6 +11,9 @@ set -euo pipefail
 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 
+# runuser and useradd live in /sbin and /usr/sbin, which a non-login PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
+
 # Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<major>/bin.
 bindir() {
     local initdb
