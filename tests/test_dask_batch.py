@@ -157,14 +157,13 @@ def test_dask_run_matches_the_sequential_run(prefect_server, cluster, model, tmp
         assert facts == stream_facts(a)
         assert facts["frames"] == frames and facts["size"] == (192, 128)
         assert audio_packets(b) == audio_packets(a) == audio_packets(inputs / name)
-        # Same pictures in the same order (encoded in other segments, so not bit-equal): a
-        # frame lost or shifted would differ by far more than the encoder's rounding.
+        # Same pictures in the same order. Parts are encoded apart, so frames are not
+        # bit-equal, but each must still be nearest to its own sequential twin: a frame lost,
+        # doubled or shifted would be nearest to a neighbour.
         seq_frames, dask_frames = decoded_frames(a), decoded_frames(b)
-        diffs = [
-            np.abs(x.astype(int) - y).mean() for x, y in zip(seq_frames, dask_frames, strict=True)
-        ]
-        moved = np.abs(seq_frames[1].astype(int) - seq_frames[0]).mean()
-        assert max(diffs) < 2.0 < moved
+        for i, frame in enumerate(dask_frames):
+            diffs = [np.abs(frame.astype(int) - other).mean() for other in seq_frames]
+            assert int(np.argmin(diffs)) == i and diffs[i] < 3.0, (name, i, diffs[i])
     assert stream_facts(inputs / "long.mp4")["fps"] == Fraction(25)
     left = sorted(p.name for p in (tmp_path / "dask").iterdir())
     assert left == ["a.mp4", "b.mp4", "long.mp4"]  # no work folder or temp file left
