@@ -334,6 +334,9 @@ _BATCHING = (
     # BentoML binds to 0.0.0.0 by default; we serve loopback only unless exposing is asked
     # for explicitly (`bentoml serve --host 0.0.0.0`, or BENTOML_HOST), which overrides this.
     http={"host": "127.0.0.1"},
+    # BentoML's access log decodes the request's Content-Type as UTF-8 after the response
+    # started: a Latin-1 byte in it (a hostile boundary) dropped the connection mid-answer.
+    logging={"access": {"request_content_type": False}},
 )
 class VideoBoost:
     """The generator behind HTTP: one model per worker, loaded once."""

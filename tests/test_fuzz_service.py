@@ -85,8 +85,8 @@ HOSTILE_IMAGES = [
 
 
 @st.composite
-def file_content(draw) -> bytes:
-    kind = draw(st.sampled_from(["valid", "hostile", "random", "mutated"]))
+def file_content(draw, hostile: bool) -> bytes:
+    kind = draw(st.sampled_from(["hostile", "random", "mutated"])) if hostile else "valid"
     if kind == "valid":
         return draw(st.sampled_from(VALID_IMAGES))
     if kind == "hostile":
@@ -99,6 +99,7 @@ def file_content(draw) -> bytes:
     return bytes(data)
 
 
+GOOD_MEDIA_TYPES = st.sampled_from(["image/png", "image/jpeg", "application/octet-stream", ""])
 MEDIA_TYPES = st.sampled_from(
     [
         "image/png",
@@ -146,38 +147,45 @@ NASTY = [
 ]
 
 
-def _number(schema: dict, draw) -> Any:
-    lo, hi = schema.get("minimum", -(2**31)), schema.get("maximum", 2**31)
+def _number(schema: dict, draw, valid: bool) -> Any:
+    lo = schema.get("minimum", schema.get("exclusiveMinimum", -(2**31)))
+    hi = schema.get("maximum", schema.get("exclusiveMaximum", 2**31))
+    if valid and schema.get("type") == "integer":
+        return draw(st.integers(lo, hi))
+    if valid:
+        return draw(
+            st.floats(
+                lo,
+                hi,
+                exclude_min="exclusiveMinimum" in schema,
+                exclude_max="exclusiveMaximum" in schema,
+            )
+        )
     return draw(
-        st.integers(lo, hi)
-        | st.sampled_from([lo - 1, hi + 1, -1, 0, 2**31, -(2**63), 2**64])
+        st.sampled_from([lo - 1, hi + 1, -1, 0, 2**31, -(2**63), 2**64])
+        | st.integers()
         | st.floats(allow_nan=True, allow_infinity=True)
     )
 
 
-def _object(openapi: dict, schema: dict, draw) -> Any:
-    props = schema.get("properties", {})
-    out = {}
-    for name, sub in props.items():
-        if draw(st.booleans()):
-            out[name] = _number(sub, draw)
-    if draw(st.integers(0, 4)) == 0:
-        out[draw(st.text(max_size=10))] = draw(st.integers() | st.text(max_size=10))
-    return out
-
-
-def _value(openapi: dict, schema: dict, draw) -> str:
-    """A form value for ``schema``: often valid, often not."""
+def _value(openapi: dict, schema: dict, draw, valid: bool) -> str:
+    """A form value for ``schema``: within its type and bounds, or anything but."""
     schema = _resolve(openapi, schema)
-    kind = draw(st.sampled_from(["typed", "typed", "nasty", "text"]))
+    kind = "typed" if valid else draw(st.sampled_from(["typed", "nasty", "text"]))
     if kind == "nasty":
         return draw(st.sampled_from(NASTY))
     if kind == "text":
         return draw(st.text(max_size=30))
     if schema.get("type") == "object" or "properties" in schema:
-        obj = _object(openapi, schema, draw)
-        return json.dumps(obj, allow_nan=True) if draw(st.integers(0, 5)) else str(obj)
-    return str(_number(schema, draw))
+        obj = {
+            name: _number(sub, draw, valid)
+            for name, sub in schema.get("properties", {}).items()
+            if draw(st.booleans())
+        }
+        if not valid and draw(st.booleans()):
+            obj[draw(st.text(max_size=10))] = draw(st.integers() | st.text(max_size=10))
+        return json.dumps(obj, allow_nan=True) if valid or draw(st.integers(0, 5)) else str(obj)
+    return str(_number(schema, draw, valid))
 
 
 # --------------------------------------------------------------------------- requests
@@ -192,44 +200,47 @@ def _is_file(schema: dict) -> bool:
 
 
 @st.composite
-def form_parts(draw, openapi: dict, route: str) -> list[Part]:
+def form_parts(draw, openapi: dict, route: str, mode: str) -> list[Part]:
+    """The parts of one form. ``mode``: "valid" (every field within the spec), "one-bad" (one
+    field hostile) or "chaos" (any field hostile, plus unknown fields)."""
     schema = _form_schema(openapi, route)
+    fields = schema["properties"]
+    bad = {"valid": set(), "one-bad": {draw(st.sampled_from(sorted(fields)))}}.get(mode, fields)
     parts: list[Part] = []
-    for name, field in schema["properties"].items():
+    for name, field in fields.items():
+        hostile = name in bad and (mode == "one-bad" or draw(st.booleans()))
         required = name in schema.get("required", [])
-        how = draw(st.sampled_from(["send"] * (4 if required else 2) + ["omit", "twice", "swap"]))
+        if hostile:  # swap: text where a file belongs, a file where text belongs
+            how = draw(st.sampled_from(["send", "send", "omit", "twice", "swap"]))
+        else:
+            how = "send" if required else draw(st.sampled_from(["send", "omit"]))
         if how == "omit":
             continue
-        copies = (
-            2 if how == "twice" else draw(st.integers(1, 3)) if field.get("type") == "array" else 1
-        )
-        for _ in range(copies):
-            as_file = _is_file(field) != (how == "swap")  # swap: text for a file, a file for text
-            if as_file:
+        is_file = _is_file(field)
+        many = field.get("type") == "array"
+        for _ in range(2 if how == "twice" else draw(st.integers(1, 3)) if many else 1):
+            if is_file != (how == "swap"):
                 body = (
-                    draw(file_content())
-                    if _is_file(field)
-                    else _value(openapi, field, draw).encode()
+                    draw(file_content(hostile))
+                    if is_file
+                    else _value(openapi, field, draw, not hostile).encode()
                 )
-                filename = draw(FILENAMES | st.none())  # no filename: a text part
-                parts.append((name, body, filename, draw(MEDIA_TYPES)))
+                filename = draw(FILENAMES | st.none()) if hostile else draw(FILENAMES)
+                media = draw(MEDIA_TYPES if hostile else GOOD_MEDIA_TYPES)
+                parts.append((name, body, filename, media))  # filename None: a text part
+            elif is_file:
+                url = draw(st.sampled_from(["http://169.254.169.254/", "file:///etc/passwd", ""]))
+                parts.append((name, url.encode(), None, None))
             else:
-                text = (
-                    _value(openapi, field, draw)
-                    if not _is_file(field)
-                    else draw(
-                        st.sampled_from(
-                            ["http://169.254.169.254/", "file:///etc/passwd", "abc", ""]
-                        )
-                    )
-                )
+                text = _value(openapi, field, draw, not hostile)
                 parts.append((name, text.encode("utf-8", "surrogatepass"), None, None))
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.integers(0, 2)) if mode == "chaos" else 0):
         name = draw(
             st.sampled_from(["imag", "IMAGE", "frame", "", "image[]", "tile "])
             | st.text(max_size=12)
         )
-        parts.append((name, draw(file_content()), draw(FILENAMES | st.none()), draw(MEDIA_TYPES)))
+        body = draw(file_content(draw(st.booleans())))
+        parts.append((name, body, draw(FILENAMES | st.none()), draw(MEDIA_TYPES)))
     return draw(st.permutations(parts))
 
 
@@ -252,19 +263,28 @@ def encode_multipart(parts: list[Part], boundary: bytes) -> bytes:
 
 @st.composite
 def requests(draw, openapi: dict, route: str) -> tuple[bytes, str]:
-    """``(body, Content-Type)`` of one request to ``route``."""
-    parts = draw(form_parts(openapi, route))
+    """``(body, Content-Type)`` of one request to ``route``: a well-formed form half of the
+    time (with valid fields, or one hostile field), else chaos, broken at the multipart level
+    one time in two."""
+    mode = draw(st.sampled_from(["valid", "one-bad", "one-bad", "chaos", "chaos", "chaos"]))
+    parts = draw(form_parts(openapi, route, mode))
+    plain = st.text(st.characters(categories=["Lu", "Ll", "Nd"], max_codepoint=127), min_size=1)
     boundary = draw(
         st.sampled_from(["b0undary", "x" * 70, "a b", "--", "é"])
         | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=80)
+        if mode == "chaos"
+        else plain.map(lambda b: b[:60])
     )
     body = encode_multipart(parts, boundary.encode())
     ctype = f"multipart/form-data; boundary={boundary}"
-    damage = draw(
-        st.sampled_from(
-            ["none"] * 6 + ["truncate", "flip", "insert", "wrong-boundary", "no-boundary", "ctype"]
+    damage = "none"
+    if mode == "chaos":
+        damage = draw(
+            st.sampled_from(
+                ["none"] * 6
+                + ["truncate", "flip", "insert", "wrong-boundary", "no-boundary", "ctype"]
+            )
         )
-    )
     if damage == "truncate" and body:
         body = body[: draw(st.integers(0, len(body) - 1))]
     elif damage == "flip" and body:
@@ -330,4 +350,5 @@ def test_no_malformed_request_gets_a_5xx(hostile, openapi, route):
     print(f"{route}: status counts {dict(sorted(seen.items()))}")
     assert sum(seen.values()) >= EXAMPLES
     assert seen.get(200, 0) > 0 and seen.get(400, 0) > 0  # both sides were reached
+    assert seen.get(413, 0) > 0 and seen.get(415, 0) > 0
     assert hostile.client.get("/readyz").status_code == 200  # and the server is still fine
