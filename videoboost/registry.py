@@ -532,12 +532,19 @@ def plan_promotion(
             expected=expected,
         )
     if champ == candidate:
+        # A promotion cut off between its alias moves (kill -9, store down): finish it.
+        behind = [a for a in moves if current.get(a) != candidate]
+        reason = f"version {candidate} already is {alias}"
+        if behind:
+            reason += f"; completing its interrupted promotion: {', '.join(behind)} moved to it"
         return Decision(
             "unchanged",
-            f"version {candidate} already is {alias}",
+            reason,
             candidate,
             scale,
             champion=champ,
+            moves=behind,
+            target=candidate if behind else None,
             expected=expected,
         )
 
@@ -622,14 +629,20 @@ class _Undo:
             self.steps.append(lambda: c.set_registered_model_alias(MODEL_NAME, name, old))
 
     def rollback(self) -> list[str]:
-        """Undo in reverse order; returns what could not be undone."""
-        failed = []
-        for step in reversed(self.steps):
+        """Undo in reverse order; returns what could not be undone.
+
+        Stops at the first undo that fails (the store is down): the registry is then left in
+        a state the forward writes already passed through, never a mix of old and new that
+        no promotion would write. Every such state keeps a champion no worse than before, and
+        the next ``promote`` completes or repeats the decision.
+        """
+        for done, step in enumerate(reversed(self.steps)):
             try:
                 with_store_retries(step, "restoring the registry")
-            except Exception as exc:  # keep undoing the rest
-                failed.append(str(exc))
-        return failed
+            except Exception as exc:
+                left = len(self.steps) - done
+                return [f"{exc} ({left} write(s) of this decision are still in place)"]
+        return []
 
 
 def _with_log(version: str, tags: dict[str, str]) -> dict[str, str]:
@@ -669,7 +682,12 @@ def _transaction(write: Callable[[_Undo], None], moved: dict[str, str | None]) -
         write(undo)
     except Exception as exc:
         failed = undo.rollback()
-        extra = f"; could not restore: {'; '.join(failed)}" if failed else "; registry restored"
+        extra = (
+            f"; could not restore: {'; '.join(failed)}; the champion is unchanged or the "
+            "candidate; once the store is back, run the same command again to finish"
+            if failed
+            else "; registry restored"
+        )
         if isinstance(exc, VideoBoostError):
             exc.args = (f"{exc}{extra}",)
             raise
@@ -692,6 +710,16 @@ def apply(decision: Decision, *, log_runs: bool = True) -> Decision:
         StoreUnavailable: a write failed (what was written is restored).
     """
     if decision.decision == "unchanged":  # nothing was evaluated or decided: keep its record
+        if decision.moves:  # only the aliases an interrupted promotion did not move yet
+            setup()
+            _check_unchanged(decision.expected)
+            moved = {a: decision.candidate for a in decision.moves}
+
+            def finish(undo: _Undo) -> None:
+                for a in decision.moves:
+                    undo.alias(a, decision.candidate, decision.expected.get(a))
+
+            _transaction(finish, moved)
         decision.applied = True
         return decision
     setup()
@@ -712,7 +740,8 @@ def apply(decision: Decision, *, log_runs: bool = True) -> Decision:
             if decision.champion is not None:
                 hist = history()
                 past = hist.setdefault(str(decision.scale), [])
-                past.append(decision.champion)
+                if past[-1:] != [decision.champion]:  # a repeated, interrupted promotion
+                    past.append(decision.champion)
                 hist[str(decision.scale)] = past[-HISTORY_LIMIT:]
                 undo.model_tag(HISTORY_TAG, json.dumps(hist))
             for alias in decision.moves:

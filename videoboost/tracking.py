@@ -8,6 +8,7 @@ The only module (with :mod:`videoboost.registry`) that imports MLflow. Tracking 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -35,6 +36,9 @@ def _mlflow():
     # Bounded HTTP retries: MLflow's defaults retry a dead server for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # MLflow logs every failed store query with a full traceback before raising it; the
+    # exception still reaches with_store_retries, which words it in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     import mlflow
 
     return mlflow
@@ -67,7 +71,10 @@ def with_store_retries(
             last = exc
             if i + 1 < attempts:
                 time.sleep(wait * (i + 1))
-    detail = str(last).splitlines()[0] if str(last) else ""
+    # The database's own words (e.g. "database is locked"), not SQLAlchemy's notes around them.
+    noise = ("(raised as a result", "[SQL:", "[parameters:", "(Background on this error")
+    lines = [line.strip() for line in str(last).splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.startswith(noise)), "")
     raise StoreUnavailable(
         f"MLflow store {safe_uri(state.tracking_uri())} failed while {what}: "
         f"{type(last).__name__}: {safe_uri(detail)}. Check that the server is running "
