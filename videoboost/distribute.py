@@ -113,6 +113,8 @@ def build_strategy(cfg: TrainConfig):
         VideoBoostError: unknown devices, a bad ``TF_CONFIG``, or a multi-worker strategy asked
             for after TensorFlow started.
     """
+    if cfg.strategy == "multi_worker":
+        read_tf_config()  # a clear message before TensorFlow's own (and before importing it)
     import tensorflow as tf
 
     if cfg.strategy == "default":
@@ -124,7 +126,6 @@ def build_strategy(cfg: TrainConfig):
     if cfg.strategy == "mirrored":
         devices = _check_devices(cfg.devices) if cfg.devices else None
         return tf.distribute.MirroredStrategy(devices=devices)
-    read_tf_config()  # a clear message before TensorFlow's own
     if cfg.devices:
         raise VideoBoostError(
             "`devices` is not used by strategy multi_worker (each worker uses its local GPUs, "
