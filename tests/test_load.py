@@ -145,6 +145,16 @@ def test_the_token_opens_every_endpoint(server):
     assert status.status_code not in (401, 200)
 
 
+def test_the_bentoml_client_sends_the_token(server, tmp_path):
+    import bentoml
+
+    image = tmp_path / "lr.png"
+    image.write_bytes(_png(1))
+    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+        out = client.upscale(image=image)
+    assert cv2.imread(str(out)).shape == (LR_H * SCALE, LR_W * SCALE, 3)
+
+
 @pytest.mark.parametrize("path", ["/livez", "/healthz", "/readyz", "/metrics"])
 def test_health_and_metrics_need_no_token(server, path):
     assert httpx.get(server.url + path, timeout=30).status_code == 200
