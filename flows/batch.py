@@ -129,7 +129,7 @@ def _upscale_batch(
             try:
                 plan = prepare_video(job.src, job.dst, split_frames=split_frames,
                                      job_key=job_key(ref, engine, height))  # fmt: skip
-            except VideoBoostError as exc:
+            except (VideoBoostError, OSError) as exc:  # e.g. an output folder it cannot write
                 failed.append({"input": str(job.src), "error": str(exc)})
                 continue
         if plan is None:
