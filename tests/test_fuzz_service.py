@@ -350,5 +350,4 @@ def test_no_malformed_request_gets_a_5xx(hostile, openapi, route):
     print(f"{route}: status counts {dict(sorted(seen.items()))}")
     assert sum(seen.values()) >= EXAMPLES
     assert seen.get(200, 0) > 0 and seen.get(400, 0) > 0  # both sides were reached
-    assert seen.get(413, 0) > 0 and seen.get(415, 0) > 0
     assert hostile.client.get("/readyz").status_code == 200  # and the server is still fine
