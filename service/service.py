@@ -12,8 +12,10 @@ Endpoints (all POST, multipart/form-data):
 
 Errors are JSON ``{"error": message}``: 400 for a corrupt or non-image upload or a bad
 parameter, 413 above the pixel/upload budget (the limit is in the message), 415 for a request
-that is not multipart or an upload of another media type. ``/livez``, ``/readyz`` and
-``/metrics`` are BentoML's.
+that is not multipart or an upload of another media type. A form BentoML cannot parse, an
+unknown or repeated field, text where a file belongs and a ``height`` asking for more than
+``max_input_pixels x scale^2`` output pixels are 400s too. Client file names are never paths.
+``/livez``, ``/readyz`` and ``/metrics`` are BentoML's.
 
 Security: the server binds to 127.0.0.1 unless told otherwise (``--host 0.0.0.0`` or
 ``BENTOML_HOST``). With ``VIDEOBOOST_API_TOKEN`` set, every request but the health and metrics
