@@ -1,7 +1,9 @@
 """Build a bento around a tiny registry champion and serve it for real on 127.0.0.1.
 
-Shared by the service, load and security tests: each module starts its own server (module
-fixture) with the serve settings it needs, since a built bento reads them from the environment.
+One server serves the service, load, auth, hostile-upload and fuzz tests (the session fixture
+``served`` in conftest.py): a startup (register, build, serve) costs 30-80 s on 2 cores, so the
+settings every one of those tests needs are set once here. A built bento reads them from the
+environment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ import httpx
 import pytest
 import toys
 from tiny import tiny_generator
+
+# The shared server's settings (see ``shared_server``).
+SCALE = 4
+BUDGET = 40_000  # pixels per image (VIDEOBOOST_SERVE_MAX_INPUT_PIXELS; env beats bento args)
+MAX_IMAGE_MB = 1
+SEGMENT_FRAMES = 4
+TOKEN = "t0k3n-for-tests_only.Zx9~+/="  # every character the token may contain
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def free_port() -> int:
@@ -107,12 +117,18 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def serve_bento(
-    root: Path, scale: int, serve_env: dict[str, str] | None = None, headers: dict | None = None
+    root: Path,
+    scale: int,
+    serve_env: dict[str, str] | None = None,
+    headers: dict | None = None,
+    host: str | None = "127.0.0.1",
 ) -> Iterator[SimpleNamespace]:
-    """Champion -> `videoboost bento build` -> `bentoml serve` on a free 127.0.0.1 port.
+    """Champion -> `videoboost bento build` -> `bentoml serve` on a free port.
 
-    Yields ``client`` (httpx, base URL set, ``headers`` sent), ``url``, ``tag``, ``version``,
-    ``bento_home``, ``proc`` (the server process, for RSS readings) and ``log`` (its log path).
+    ``host=None`` passes no ``--host`` (the service's own default bind address applies).
+    Yields ``client`` (httpx, base URL set, ``headers`` sent), ``url``, ``port``, ``tag``,
+    ``version``, ``root``, ``bento_home``, ``proc`` (the server process, for RSS readings) and
+    ``log`` (its log path).
     """
     home, bento_home = root / "state", root / "bentoml"
     version = register_champion(home, scale)
@@ -122,7 +138,8 @@ def serve_bento(
     log_path = root / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", tag, *where(port)],
+            [sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port)]
+            + (["--host", host] if host else []),
             cwd=root,
             env={**env, **(serve_env or {})},
             stdout=log,
@@ -136,6 +153,8 @@ def serve_bento(
             yield SimpleNamespace(
                 client=client,
                 url=url,
+                port=port,
+                root=root,
                 tag=tag,
                 version=version,
                 bento_home=bento_home,
@@ -144,3 +163,22 @@ def serve_bento(
             )
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def shared_server(root: Path) -> Iterator[SimpleNamespace]:
+    """The one server of the test session: small limits (so 413s are cheap to provoke), the API
+    token set (its client sends it), no ``--host`` (the default bind is under test) and a
+    private ``TMPDIR`` (so tests can see every temporary file it makes): ``tmp``."""
+    tmp = root / "tmp"
+    tmp.mkdir(mode=0o700)
+    serve_env = {
+        "VIDEOBOOST_SERVE_MAX_INPUT_PIXELS": str(BUDGET),
+        "VIDEOBOOST_SERVE_MAX_IMAGE_MB": str(MAX_IMAGE_MB),
+        "VIDEOBOOST_SERVE_SEGMENT_FRAMES": str(SEGMENT_FRAMES),
+        "VIDEOBOOST_API_TOKEN": TOKEN,
+        "TMPDIR": str(tmp),
+    }
+    with serve_bento(root, SCALE, serve_env, headers=AUTH, host=None) as served:
+        served.tmp = tmp
+        yield served

@@ -49,3 +49,13 @@ def tiny_cfg() -> DatasetConfig:
         patches_per_frame=4,
         min_per_split=2,
     )
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """One real `bentoml serve` of a tiny champion's bento for the whole session (see
+    tests/bento.py): ``client`` sends the API token."""
+    from bento import shared_server
+
+    with shared_server(tmp_path_factory.mktemp("served")) as server:
+        yield server

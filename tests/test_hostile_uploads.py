@@ -25,7 +25,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from hostile_server import BUDGET, SCALE
+from bento import BUDGET, SCALE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import texture
@@ -34,8 +34,6 @@ from tiny import make_clip
 
 from videoboost.engine import ImageTooLarge, InvalidImage
 from videoboost.images import UnsupportedImageFormat, read_image
-
-pytest_plugins = ["hostile_server"]
 
 ACCEPTED = {"PNG", "JPEG"}
 
@@ -425,13 +423,13 @@ UPLOADS = [
 @pytest.mark.parametrize(
     "kwargs, status, needle", [u[1:] for u in UPLOADS], ids=[u[0] for u in UPLOADS]
 )
-def test_hostile_upload_is_answered_clearly(hostile, kwargs, status, needle):
-    _assert_error(hostile.client.post("/upscale", **kwargs), status, needle)
+def test_hostile_upload_is_answered_clearly(served, kwargs, status, needle):
+    _assert_error(served.client.post("/upscale", **kwargs), status, needle)
 
 
 @pytest.mark.slow
-def test_hostile_frames_are_answered_clearly(hostile):
-    post = hostile.client.post
+def test_hostile_frames_are_answered_clearly(served):
+    post = served.client.post
 
     def frames(*items: tuple[str, bytes]) -> dict:
         return {"files": [("frames", (f"f{i}.png", d, "image/png")) for i, d in enumerate(items)]}
@@ -452,11 +450,11 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_every_image_mode_is_served(hostile):
+def test_every_image_mode_is_served(served):
     """Each mode is upscaled; a lossless one exactly as its 8-bit RGB equivalent would be."""
 
     def upscale(data: bytes, mime: str) -> np.ndarray:
-        r = hostile.client.post("/upscale", files={"image": ("in", data, mime)})
+        r = served.client.post("/upscale", files={"image": ("in", data, mime)})
         assert r.status_code == 200, r.text
         img = Image.open(io.BytesIO(r.content))
         assert img.format == "PNG" and img.mode == "RGB"
@@ -483,20 +481,20 @@ NAMES = [
 
 
 @pytest.mark.slow
-def test_client_file_names_are_never_paths(hostile, tmp_path):
+def test_client_file_names_are_never_paths(served, tmp_path):
     """Any file name is accepted and ignored: no 500 for a long or odd name, nothing written
     outside the server's temp folder, no temp file named after the client's name."""
     for name in NAMES:
-        r = hostile.client.post("/upscale", files={"image": (name, GOOD, "image/png")})
+        r = served.client.post("/upscale", files={"image": (name, GOOD, "image/png")})
         assert r.status_code == 200, (name, r.text)
-        r = hostile.client.post("/upscale_frames", files={"frames": (name, GOOD, "image/png")})
+        r = served.client.post("/upscale_frames", files={"frames": (name, GOOD, "image/png")})
         assert r.status_code == 200, (name, r.text)
     clip = make_clip(tmp_path / "clip.mp4", 4, audio_streams=0)
-    status, _ = _video_task(hostile, ("../../../../evil.mp4", clip.read_bytes(), "video/mp4"))
+    status, _ = _video_task(served, ("../../../../evil.mp4", clip.read_bytes(), "video/mp4"))
     assert status == "completed"
-    status, r = _video_task(hostile, ("clip.mp4", clip.read_bytes(), "video/mp4"), {"height": 8640})
+    status, r = _video_task(served, ("clip.mp4", clip.read_bytes(), "video/mp4"), {"height": 8640})
     _assert_error(r, 400, "output limit")  # 48x32 -> 12960x8640 is over 40 000 x 4^2
-    root = hostile.tmp.parent  # where "../" from a request folder would land
+    root = served.tmp.parent  # where "../" from a request folder would land
     assert not [p for p in root.rglob("*") if "evil" in p.name or "passwd" in p.name]
 
 
@@ -524,7 +522,7 @@ def _our_temp_entries(tmp: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_temp_files_are_private_and_removed(hostile, tmp_path):
+def test_temp_files_are_private_and_removed(served, tmp_path):
     """Watch the server's TMPDIR while a video job runs: every upload/job file is 0600 and
     every folder 0700 while it exists, and after the job (and after failed requests) none
     is left."""
@@ -534,7 +532,7 @@ def test_temp_files_are_private_and_removed(hostile, tmp_path):
 
     def watch() -> None:
         while not done.is_set():
-            for p in _our_temp_entries(hostile.tmp):
+            for p in _our_temp_entries(served.tmp):
                 try:
                     st_mode = p.lstat().st_mode
                     seen.setdefault(p, (stat.S_IMODE(st_mode), stat.S_ISDIR(st_mode)))
@@ -545,8 +543,8 @@ def test_temp_files_are_private_and_removed(hostile, tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        status, r = _video_task(hostile, ("clip.mp4", clip.read_bytes(), "video/mp4"))
-        bad = hostile.client.post("/upscale", files=_file(data=GOOD[:50]))
+        status, r = _video_task(served, ("clip.mp4", clip.read_bytes(), "video/mp4"))
+        bad = served.client.post("/upscale", files=_file(data=GOOD[:50]))
     finally:
         done.set()
         watcher.join()
@@ -555,10 +553,10 @@ def test_temp_files_are_private_and_removed(hostile, tmp_path):
     assert seen, "the watcher saw no temp file during a 24-frame video job"
     for path, (mode, is_dir) in seen.items():
         want = 0o700 if is_dir else 0o600
-        assert mode == want, f"{path.relative_to(hostile.tmp)} has mode {oct(mode)}"
-    for folder in hostile.tmp.glob("bentoml-request-*"):
+        assert mode == want, f"{path.relative_to(served.tmp)} has mode {oct(mode)}"
+    for folder in served.tmp.glob("bentoml-request-*"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     deadline = time.monotonic() + 10  # request folders are emptied just after the response
-    while left := _our_temp_entries(hostile.tmp):
+    while left := _our_temp_entries(served.tmp):
         assert time.monotonic() < deadline, f"left behind: {left}"
         time.sleep(0.1)

@@ -1,8 +1,8 @@
 """The served bento under load, behind its API token, on its default bind address.
 
-One real server for the whole module (a startup costs ~20 s): a tiny champion built into a
-bento and started with plain `bentoml serve TAG --port N` (no ``--host``, so the service's own
-default applies) and ``VIDEOBOOST_API_TOKEN`` set. The load part runs the same code as the
+The session's shared server (``served``, tests/bento.py): a tiny champion built into a bento and
+started with plain `bentoml serve TAG --port N` (no ``--host``, so the service's own default
+applies) and ``VIDEOBOOST_API_TOKEN`` set. The load part runs the same code as the
 benchmark (``bench/load.py``), shorter.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import httpx
 import psutil
 import pytest
-from bento import build_bento, clean_env, free_port, register_champion, stop, wait_ready
+from bento import AUTH, SCALE, TOKEN, clean_env, free_port
 from media import texture
 from tiny import make_clip
 
@@ -28,57 +27,26 @@ from bench.load import run_load  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SCALE = 4
-TOKEN = "t0k3n-for-tests_only.Zx9~+/="  # every character the token may contain
 LR_H, LR_W = 24, 40
 CLIP_FRAMES = 6
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("load")
-    home, bento_home = root / "state", root / "bentoml"
-    register_champion(home, SCALE)
-    env = clean_env(home, bento_home)  # no BENTOML_HOST either
-    tag = build_bento(root, env)
-    port = free_port()
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port)],
-            cwd=root,
-            env={**env, "VIDEOBOOST_API_TOKEN": TOKEN, "VIDEOBOOST_SERVE_SEGMENT_FRAMES": "4"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, url, log_path)  # /readyz answers without the token
-        yield SimpleNamespace(url=url, port=port, proc=proc, log=log_path, root=root, tag=tag)
-    finally:
-        stop(proc)
 
 
 def _png(seed: int) -> bytes:
     return cv2.imencode(".png", texture(LR_H, LR_W, seed=seed)[..., ::-1])[1].tobytes()
 
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
 # --------------------------------------------------------------------------- bind address
 
 
-def test_binds_to_loopback_only_by_default(server):
-    tree = psutil.Process(server.proc.pid)
+def test_binds_to_loopback_only_by_default(served):
+    tree = psutil.Process(served.proc.pid)
     listening = {
         (conn.laddr.ip, conn.laddr.port)
         for proc in [tree, *tree.children(recursive=True)]
         for conn in proc.net_connections(kind="inet")
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == server.port
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == served.port
     }
-    assert listening == {("127.0.0.1", server.port)}
+    assert listening == {("127.0.0.1", served.port)}
 
 
 # --------------------------------------------------------------------------- API token
@@ -96,17 +64,17 @@ PROTECTED = [
 ]
 
 
-def _call(server, method: str, path: str, headers: dict | None = None) -> httpx.Response:
+def _call(served, method: str, path: str, headers: dict | None = None) -> httpx.Response:
     files = None
     if method == "POST":
         field = {"/upscale": "image", "/upscale_frames": "frames"}.get(path, "video")
         files = {field: ("x.png", _png(0), "image/png")}
-    return httpx.request(method, server.url + path, files=files, headers=headers, timeout=60)
+    return httpx.request(method, served.url + path, files=files, headers=headers, timeout=60)
 
 
 @pytest.mark.parametrize("method, path", PROTECTED)
-def test_requests_without_the_token_get_401(server, method, path):
-    r = _call(server, method, path)
+def test_requests_without_the_token_get_401(served, method, path):
+    r = _call(served, method, path)
     assert r.status_code == 401, r.text
     assert r.headers["www-authenticate"] == 'Bearer realm="videoboost"'
     error = r.json()["error"]
@@ -125,48 +93,48 @@ def test_requests_without_the_token_get_401(server, method, path):
         "Bearer",
     ],
 )
-def test_a_wrong_token_or_scheme_gets_401(server, authorization):
-    r = _call(server, "POST", "/upscale", {"Authorization": authorization})
+def test_a_wrong_token_or_scheme_gets_401(served, authorization):
+    r = _call(served, "POST", "/upscale", {"Authorization": authorization})
     assert r.status_code == 401, r.text
     assert r.headers["www-authenticate"].startswith('Bearer realm="videoboost"')
     assert "API token" in r.json()["error"]
 
 
-def test_the_token_opens_every_endpoint(server):
-    r = _call(server, "POST", "/upscale", AUTH)
+def test_the_token_opens_every_endpoint(served):
+    r = _call(served, "POST", "/upscale", AUTH)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     lower = {"authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive (RFC 7235)
-    assert _call(server, "POST", "/upscale_frames", lower).status_code == 200
-    spec = httpx.get(f"{server.url}/docs.json", headers=AUTH, timeout=30)
+    assert _call(served, "POST", "/upscale_frames", lower).status_code == 200
+    spec = httpx.get(f"{served.url}/docs.json", headers=AUTH, timeout=30)
     assert spec.status_code == 200 and "/upscale" in spec.json()["paths"]
     # Past the token, the other checks still answer (an unknown task id is not a 401).
-    status = httpx.get(f"{server.url}/upscale_video/status?task_id=x", headers=AUTH, timeout=30)
+    status = httpx.get(f"{served.url}/upscale_video/status?task_id=x", headers=AUTH, timeout=30)
     assert status.status_code not in (401, 200)
 
 
-def test_the_bentoml_client_sends_the_token(server, tmp_path):
+def test_the_bentoml_client_sends_the_token(served, tmp_path):
     import bentoml
 
     image = tmp_path / "lr.png"
     image.write_bytes(_png(1))
-    with bentoml.SyncHTTPClient(server.url, token=TOKEN) as client:
+    with bentoml.SyncHTTPClient(served.url, token=TOKEN) as client:
         out = client.upscale(image=image)
     assert cv2.imread(str(out)).shape == (LR_H * SCALE, LR_W * SCALE, 3)
 
 
 @pytest.mark.parametrize("path", ["/livez", "/healthz", "/readyz", "/metrics"])
-def test_health_and_metrics_need_no_token(server, path):
-    assert httpx.get(server.url + path, timeout=30).status_code == 200
+def test_health_and_metrics_need_no_token(served, path):
+    assert httpx.get(served.url + path, timeout=30).status_code == 200
 
 
 # --------------------------------------------------------------------------- load
 
 
-def test_short_load_run_has_no_errors(server, tmp_path):
+def test_short_load_run_has_no_errors(served, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", CLIP_FRAMES, size=(48, 32))
     result = run_load(
-        server.url,
+        served.url,
         [_png(seed) for seed in range(4)],
         requests=60,
         clients=8,
@@ -174,7 +142,7 @@ def test_short_load_run_has_no_errors(server, tmp_path):
         video=clip.read_bytes(),
         headers=AUTH,
         max_seconds=120,
-        server_pid=server.proc.pid,
+        server_pid=served.proc.pid,
         expect_size=(LR_W * SCALE, LR_H * SCALE),
         expect_frames=CLIP_FRAMES,
     )
@@ -186,19 +154,19 @@ def test_short_load_run_has_no_errors(server, tmp_path):
     assert result["rss"]["samples"] >= 2 and result["rss"]["peak_mb"] > 100  # TF is loaded
 
 
-def test_the_token_never_reaches_the_log(server):
+def test_the_token_never_reaches_the_log(served):
     # Runs after the requests above (with good and bad tokens) and the load run.
-    log = server.log.read_text()
+    log = served.log.read_text()
     assert "method=POST,path=/upscale," in log  # the access log is on: this checks what it writes
     assert TOKEN not in log and TOKEN[:12] not in log
 
 
-def test_an_empty_token_setting_stops_the_server(server):
+def test_an_empty_token_setting_stops_the_server(served):
     # Same bento and store as the running server: only the setting differs.
-    env = {**clean_env(server.root / "state", server.root / "bentoml"), "VIDEOBOOST_API_TOKEN": ""}
+    env = {**clean_env(served.root / "state", served.root / "bentoml"), "VIDEOBOOST_API_TOKEN": ""}
     out = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", server.tag, "--port", str(free_port())],
-        cwd=server.root,
+        [sys.executable, "-m", "bentoml", "serve", served.tag, "--port", str(free_port())],
+        cwd=served.root,
         env=env,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from bento import clean_env, serve_bento, where
+from bento import BUDGET, SCALE, clean_env, where
 from media import texture
 from PIL import Image
 from tiny import audio_packets, decoded_frames, make_clip
@@ -28,20 +28,7 @@ from videoboost.engine import _tile_starts
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-SCALE = 4
-BUDGET = 40_000  # pixels, set through VIDEOBOOST_SERVE_MAX_INPUT_PIXELS (env beats bento args)
 TILE_OVERLAP = 8  # UpscaleConfig().overlap
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    serve_env = {
-        "VIDEOBOOST_SERVE_MAX_INPUT_PIXELS": str(BUDGET),
-        "VIDEOBOOST_SERVE_MAX_IMAGE_MB": "1",
-        "VIDEOBOOST_SERVE_SEGMENT_FRAMES": "4",
-    }
-    with serve_bento(tmp_path_factory.mktemp("served"), SCALE, serve_env) as served:
-        yield served
 
 
 # --------------------------------------------------------------------------- helpers
@@ -76,7 +63,7 @@ def _run_task(served, files: dict, data: dict | None = None, timeout: float = 12
     deadline = time.monotonic() + timeout
     while True:
         status = served.client.get("/upscale_video/status", params={"task_id": task_id}).json()
-        if status["status"] != "in_progress":
+        if status["status"] not in ("pending", "in_progress"):  # queued, running
             break
         assert time.monotonic() < deadline, "video task did not finish"
         time.sleep(0.3)

@@ -225,6 +225,12 @@ class ServeConfig(UpscaleConfig):
         "SQLite result store (base64), so this bounds its size.",
     )
     max_video_frames: int = Field(9000, ge=1, description="Frame budget of one video job.")
+    video_jobs: int = Field(
+        1,
+        ge=1,
+        description="Video jobs run at once, on their own threads; more wait in the task queue. "
+        "They never take the request threads of /upscale and /upscale_frames.",
+    )
     max_tile: int = Field(1024, ge=32, description="Largest tile a request may ask for.")
     max_batch_size: int = Field(
         8, ge=1, description="Adaptive batching: frames per model call; 1 = batching off."
