@@ -291,3 +291,15 @@ def test_plain_postgresql_uri_gets_the_shipped_driver(monkeypatch):
     assert state.tracking_uri() == "postgresql+psycopg2://mlflow:pw@db.internal:5432/mlflow"
     for uri in ("postgresql+psycopg://u@h/db", "sqlite:///x.db", "http://mlflow.internal:5000"):
         assert state.with_driver(uri) == uri
+
+
+def test_setup_warns_when_the_experiment_keeps_artifacts_elsewhere(clean_environ, monkeypatch):
+    import toys
+
+    from videoboost import tracking
+
+    toys.fresh_store(clean_environ)
+    tracking.setup()  # the experiment is created with the local default location
+    monkeypatch.setenv("VIDEOBOOST_ARTIFACT_ROOT", "s3://team-bucket/videoboost")
+    with pytest.warns(UserWarning, match="not VIDEOBOOST_ARTIFACT_ROOT"):
+        tracking.setup()
