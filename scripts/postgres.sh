@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for tests and CI: Debian's server binaries, one data folder,
-# 127.0.0.1 only, trust auth on loopback (nothing else can reach it).
+# 127.0.0.1 only, trust auth on loopback (only this host can reach it: for tests, not data).
 #
 #   scripts/postgres.sh install      install Debian's server when initdb is missing (needs root)
 #   scripts/postgres.sh start DIR    initdb DIR if needed, start on a free port, print the URL
