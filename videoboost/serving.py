@@ -243,9 +243,10 @@ def build_bento(model: str | None = None, *, bento_model_tag: str | None = None)
     cmd.append(str(PROJECT_ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         # `bentoml build` runs from the build context; keep stray files out of it.
-        out = subprocess.run(
-            cmd, cwd=tmp, capture_output=True, text=True, env=os.environ.copy(), timeout=600
-        )
+        # The build must see the store the model was just imported into: BentoML fixed its
+        # home at its first import here, and BENTOML_HOME may have changed (or gone) since.
+        env = {**os.environ, "BENTOML_HOME": bentoml_home()}
+        out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env, timeout=600)
     tag = next(
         (
             line.split("__tag__:", 1)[1].strip()
