@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import write_clip
+from tiny import training_dataset
 
-from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig, TrainConfig, flatten
+from videoboost.config import TrainConfig, flatten
 from videoboost.distribute import build_strategy, is_chief, read_tf_config
 from videoboost.errors import VideoBoostError
 
@@ -28,17 +28,7 @@ LOSS_RTOL = 1e-4
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    cfg = DatasetConfig(
-        degrade=DegradeConfig(scale=4),
-        sampling=SamplingConfig(dedupe_threshold=0),
-        patch=8,
-        patches_per_frame=8,
-        min_per_split=2,
-    )
-    from videoboost.dataset import build_dataset
-
-    return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+    return training_dataset(tmp_path_factory.mktemp("data"))
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from media import write_clip
+from tiny import training_dataset
 
 from videoboost.cli import main
-from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny run: 3 pixel-loss epochs of 24 steps (seconds each on 2 cores).
@@ -32,17 +31,7 @@ TINY = {
 
 @pytest.fixture
 def dataset(tmp_path):
-    from videoboost.dataset import build_dataset
-
-    cfg = DatasetConfig(
-        degrade=DegradeConfig(scale=4),
-        sampling=SamplingConfig(dedupe_threshold=0),
-        patch=8,
-        patches_per_frame=8,
-        min_per_split=2,
-    )
-    clip = write_clip(tmp_path / "a.avi", n=30)
-    return build_dataset([clip], tmp_path / "ds", cfg, progress=False).path
+    return training_dataset(tmp_path)
 
 
 def _registry_rows(db: Path) -> list:

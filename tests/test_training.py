@@ -6,27 +6,16 @@ import keras
 import mlflow
 import numpy as np
 import pytest
-from media import write_clip
+from tiny import training_dataset
 
 from videoboost.compare import comparison_image
 from videoboost.config import GeneratorConfig, TrainConfig
-from videoboost.dataset import build_dataset
 from videoboost.train import EPOCH_KEYS, train
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
-
-    root = tmp_path_factory.mktemp("data")
-    cfg = DatasetConfig(
-        degrade=DegradeConfig(scale=4),
-        sampling=SamplingConfig(dedupe_threshold=0),
-        patch=8,
-        patches_per_frame=8,
-        min_per_split=2,
-    )
-    return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+    return training_dataset(tmp_path_factory.mktemp("data"))
 
 
 def tiny(**kw) -> TrainConfig:

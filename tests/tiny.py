@@ -89,3 +89,20 @@ def decoded_frames(path: Path) -> list[np.ndarray]:
 def audio_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(*container.streams.audio) if p.size]
+
+
+def training_dataset(root: Path) -> Path:
+    """A built x4 dataset of 8-px LR patches from a 30-frame synthetic clip (for training tests)."""
+    from media import write_clip
+
+    from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+    from videoboost.dataset import build_dataset
+
+    cfg = DatasetConfig(
+        degrade=DegradeConfig(scale=4),
+        sampling=SamplingConfig(dedupe_threshold=0),
+        patch=8,
+        patches_per_frame=8,
+        min_per_split=2,
+    )
+    return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
