@@ -141,7 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         cfg = train_config_from_args(args, info.scale)
         result = train_run(args.dataset, cfg, progress=not args.quiet)
-    print(f"run {result['run_id']}")
+    if result["run_id"] is None:  # a non-chief worker of a multi-worker run
+        print(f"{result['worker']}: trained in step with the chief, which logs the MLflow run")
+    else:
+        print(f"run {result['run_id']}")
     if result["version"]:
         print(f"registered {MODEL_NAME} version {result['version']}")
     print_metrics_table(result["final"])

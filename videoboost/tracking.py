@@ -478,6 +478,7 @@ def _train_as_other_worker(dataset_dir, cfg, resume_run_id: str | None, progress
         "history": result.history,
         "work_dir": None,
         "config": json.loads(cfg.model_dump_json()),
+        "worker": worker_name(cfg),
     }
 
 
