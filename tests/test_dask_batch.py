@@ -7,7 +7,6 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from media import moving_frames
 from tiny import audio_packets, decoded_frames, make_clip, tiny_generator
 
 from videoboost.config import DaskConfig
@@ -17,29 +16,8 @@ SPLIT = 12  # frames: the 40-frame clip with a keyframe every 8 is cut at 16 and
 
 def keyframed_clip(path, n=40, gop=8, size=(48, 32), rate=Fraction(25)):
     """H.264 with B-frames and a keyframe exactly every ``gop`` frames, plus AAC audio."""
-    w, h = size
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        video.options = {"preset": "fast", "crf": "10", "bf": "2", "g": str(gop),
-                         "keyint_min": str(gop), "sc_threshold": "0"}  # fmt: skip
-        sound = out.add_stream("aac", rate=22050)
-        sound.layout = "mono"
-        for i, rgb in enumerate(moving_frames(n, h, w, seed=2)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        samples = int(22050 * n / rate)
-        wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 22050)).astype(np.float32)
-        for k in range(0, samples, 1024):
-            chunk = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(wave[None, k : k + 1024]), format="flt", layout="mono"
-            )
-            chunk.sample_rate, chunk.pts = 22050, k
-            out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
-    return path
+    x264 = {"bf": "2", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+    return make_clip(path, n, size=size, rate=rate, seed=2, x264=x264)
 
 
 def stream_facts(path):

@@ -43,11 +43,13 @@ def make_clip(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     faststart: bool = False,
+    x264: dict[str, str] | None = None,
 ) -> Path:
     """A clip of ``n`` frames (``size`` = w, h) with ``audio_streams`` sine-wave AAC streams.
 
     Frames are moving texture, or ``picture(i, h, w)`` when given (e.g. a distinct grey level
-    per frame, so a dropped or duplicated frame shows).
+    per frame, so a dropped or duplicated frame shows). ``x264`` adds encoder options (GOP,
+    B-frames) to the libx264 defaults.
     """
     w, h = size
     frames = [picture(i, h, w) for i in range(n)] if picture else moving_frames(n, h, w, seed)
@@ -56,7 +58,7 @@ def make_clip(
         video = out.add_stream(codec, rate=rate)
         video.width, video.height, video.pix_fmt = w, h, pix_fmt
         if codec == "libx264":
-            video.options = {"preset": "ultrafast", "crf": "10"}
+            video.options = {"preset": "ultrafast", "crf": "10", **(x264 or {})}
         sounds = []
         for k in range(audio_streams):
             sound = out.add_stream("aac", rate=22050)
