@@ -19,7 +19,6 @@ output folder must be shared by all workers. A rerun skips parts already finishe
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -263,7 +262,7 @@ def prepare_video(
     Raises:
         OutputError: the output folder cannot be written or will not take the source's audio.
     """
-    from videoboost.videoio import _AtomicOutput, _Manifest, probe
+    from videoboost.videoio import _AtomicOutput, _job_key, _Manifest, probe
 
     src, dst = Path(src), Path(dst)
     parts = keyframe_parts(src, split_frames)
@@ -276,18 +275,14 @@ def prepare_video(
         preflight.add_audio(src)
     finally:
         preflight.abort()
-    st = src.stat()
-    ident = {
-        "version": _PLAN_VERSION,
-        "src": str(src.resolve()),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "job_key": job_key,
-        "parts": [[p.start_pts, p.end_pts, p.frames] for p in parts],
-        "crf": crf,
-        "preset": preset,
-    }
-    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+    key = _job_key(
+        src,
+        version=_PLAN_VERSION,
+        job_key=job_key,
+        parts=[[p.start_pts, p.end_pts, p.frames] for p in parts],
+        crf=crf,
+        preset=preset,
+    )
     workdir = dst.parent / f".{dst.name}.fanout"
     manifest = _Manifest(workdir, key)  # private folder; cleared when the key differs
     manifest.data.update(src=str(src), job_key=job_key, parts=len(parts))

@@ -640,18 +640,12 @@ def limit_heap_retention(threshold: int = 1 << 20) -> bool:
 # --------------------------------------------------------------------------- segmented jobs
 
 
-def _job_key(src: Path, job_key: str, segment_frames: int, crf: int, preset: str) -> str:
+def _job_key(src: Path, **plan: Any) -> str:
+    """The key of resumable work on ``src``: the source's identity (path, size, mtime) and the
+    ``plan`` that shapes the output (format version, model key, segmenting, encoder settings).
+    Work saved under another key is never reused."""
     st = src.stat()
-    ident = {
-        "version": _MANIFEST_VERSION,
-        "src": str(src.resolve()),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "job_key": job_key,
-        "segment_frames": segment_frames,
-        "crf": crf,
-        "preset": preset,
-    }
+    ident = {"src": str(src.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, **plan}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -1019,7 +1013,8 @@ def upscale_video(
         preflight.abort()
     folder = Path(work_dir) if work_dir is not None else dst.parent
     folder = folder / f".{dst.name}.parts"
-    manifest = _Manifest(folder, _job_key(src, job_key, segment_frames, crf, preset))
+    plan = dict(job_key=job_key, segment_frames=segment_frames, crf=crf, preset=preset)
+    manifest = _Manifest(folder, _job_key(src, version=_MANIFEST_VERSION, **plan))
     data = manifest.data
     data.update(src=str(src), job_key=job_key, segment_frames=segment_frames, fps=str(info.fps))
     n_done = -(-data["total"] // segment_frames) if "total" in data else None
