@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import yaml
 from media import moving_frames, write_video
+from tiny import tiny_retrain_params
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -54,43 +55,14 @@ def test_prefect_yaml_deployments_reference_importable_flows():
         flow.validate_parameters(d.get("parameters", {}))
 
 
-def tiny_train_cfg():
-    from videoboost.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-
-    return TrainConfig(
-        generator=GeneratorConfig(tier="fast", filters=8, scale=4),
-        discriminator=DiscriminatorConfig(filters=4, blocks=2),
-        steps_per_epoch=20,
-        pretrain_epochs=2,
-        gan_epochs=0,
-        batch_size=8,
-        warmup_steps=5,
-        val_frames=2,
-        learning_rate=3e-3,
-    )
-
-
 @pytest.mark.slow
 def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     import mlflow
 
-    from flows.params import RetrainParams
     from flows.retrain import retrain
-    from videoboost.config import PromoteConfig
     from videoboost.tracking import MODEL_NAME
 
-    clip = write_video(tmp_path / "clip.avi", moving_frames(30))
-    bench = write_video(tmp_path / "heldout.avi", moving_frames(12, seed=5))
-    params = RetrainParams(
-        sources=[str(clip)],
-        dataset_dir=str(tmp_path / "ds"),
-        dataset=tiny_cfg,
-        train=tiny_train_cfg(),
-        # A floor any trained toy clears: this test is about the wiring, not the quality bar.
-        promote=PromoteConfig(min_gain_db=-100.0),
-        benchmark_videos=[str(bench)],
-        benchmark_frames=4,
-    )
+    params = tiny_retrain_params(tmp_path, tiny_cfg)
     first = retrain(params)
     assert first["dataset"]["validation"] == "passed" and not first["dataset"]["cached"]
     assert first["run"]["version"] == "1"

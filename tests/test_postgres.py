@@ -22,8 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from bento import free_port, stop
-from media import moving_frames, write_video
-from test_flows import tiny_train_cfg
+from tiny import tiny_retrain_params
 
 from videoboost import state
 
@@ -171,7 +170,6 @@ def test_retrain_and_promote_on_postgres_stores(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from videoboost import tracking
-    from videoboost.config import PromoteConfig
     from videoboost.tracking import CHAMPION, MODEL_NAME
 
     home = clean_environ
@@ -186,22 +184,10 @@ def test_retrain_and_promote_on_postgres_stores(
         tracking.setup()
         _wait_healthy(proc, api_url, log_path)
 
-        from flows.params import RetrainParams
         from flows.retrain import retrain
 
-        clip = write_video(tmp_path / "clip.avi", moving_frames(30))
-        bench = write_video(tmp_path / "heldout.avi", moving_frames(12, seed=5))
-        params = RetrainParams(
-            sources=[str(clip)],
-            dataset_dir=str(tmp_path / "ds"),
-            dataset=tiny_cfg,
-            train=tiny_train_cfg(),
-            # The wiring is under test, not the quality bar; packaging is covered elsewhere.
-            promote=PromoteConfig(min_gain_db=-100.0),
-            benchmark_videos=[str(bench)],
-            benchmark_frames=4,
-            package=False,
-        )
+        # Packaging is covered elsewhere.
+        params = tiny_retrain_params(tmp_path, tiny_cfg, package=False)
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             result = retrain(params)
             _drain_prefect_workers()

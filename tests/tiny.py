@@ -108,3 +108,42 @@ def training_dataset(root: Path) -> Path:
         min_per_split=2,
     )
     return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+
+
+def tiny_train_cfg():
+    """Two short pixel epochs of a 8-filter fast generator: seconds, not a quality bar."""
+    from videoboost.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+
+    return TrainConfig(
+        generator=GeneratorConfig(tier="fast", filters=8, scale=4),
+        discriminator=DiscriminatorConfig(filters=4, blocks=2),
+        steps_per_epoch=20,
+        pretrain_epochs=2,
+        gan_epochs=0,
+        batch_size=8,
+        warmup_steps=5,
+        val_frames=2,
+        learning_rate=3e-3,
+    )
+
+
+def tiny_retrain_params(tmp_path: Path, dataset_cfg, **overrides):
+    """``retrain`` flow parameters over a 30-frame synthetic clip and a 12-frame held-out one."""
+    from media import write_video
+
+    from flows.params import RetrainParams
+    from videoboost.config import PromoteConfig
+
+    clip = write_video(tmp_path / "clip.avi", moving_frames(30))
+    bench = write_video(tmp_path / "heldout.avi", moving_frames(12, seed=5))
+    return RetrainParams(
+        sources=[str(clip)],
+        dataset_dir=str(tmp_path / "ds"),
+        dataset=dataset_cfg,
+        train=tiny_train_cfg(),
+        # A floor any trained toy clears: these tests are about the wiring, not the quality bar.
+        promote=PromoteConfig(min_gain_db=-100.0),
+        benchmark_videos=[str(bench)],
+        benchmark_frames=4,
+        **overrides,
+    )
