@@ -59,3 +59,13 @@ def served(tmp_path_factory):
 
     with shared_server(tmp_path_factory.mktemp("served")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory) -> Path:
+    """A tiny random x4 generator saved as .keras (for CLI, path and fault tests)."""
+    from tiny import tiny_generator
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_generator(4).save(path)
+    return path

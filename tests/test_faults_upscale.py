@@ -21,20 +21,13 @@ import cv2
 import numpy as np
 import pytest
 from media import texture
-from tiny import audio_packets, decoded_frames, make_clip, tiny_generator
+from tiny import audio_packets, decoded_frames, make_clip
 
 from videoboost.cli import main
 from videoboost.videoio import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = 4
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_generator(SCALE).save(path)
-    return path
 
 
 def _digest(path: Path) -> str:

@@ -11,20 +11,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from tiny import audio_packets, make_clip, tiny_generator
+from tiny import audio_packets, hidden_files, make_clip, upscale_cli
 
-from videoboost.cli import main
 from videoboost.videoio import probe
 
 SCALE = 4
 RED = (250, 20, 20)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_generator(SCALE).save(path)
-    return path
 
 
 def _marked(i: int, h: int, w: int) -> np.ndarray:
@@ -86,16 +78,6 @@ def write_video(
                 out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
     return path
-
-
-def _upscale(capsys, model_file: Path, *args: str) -> tuple[int, str]:
-    rc = main(["upscale", *args, "--model", str(model_file), "--quiet", "--segment-frames", "4"])
-    return rc, capsys.readouterr().err
-
-
-def _hidden(folder: Path) -> list[str]:
-    """Temp files (``.x.partial.mp4``) and segment folders (``.x.parts``) left in ``folder``."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 def _first_frame(path: Path) -> tuple[np.ndarray, int]:
@@ -165,7 +147,7 @@ def test_refused_with_one_line_and_nothing_written(tmp_path, model_file, capsys,
     dst = out / "up.mp4"
     dst.write_bytes(b"an older result")  # a refusal must not touch it
 
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
 
     assert rc == code, err
     assert "Traceback" not in err
@@ -174,7 +156,7 @@ def test_refused_with_one_line_and_nothing_written(tmp_path, model_file, capsys,
     for word in words:
         assert word in failed[0], failed[0]
     assert dst.read_bytes() == b"an older result"
-    assert _hidden(out) == []  # no temp file, no segment folder
+    assert hidden_files(out) == []  # no temp file, no segment folder
 
 
 # --------------------------------------------------------------------------- handled
@@ -195,7 +177,7 @@ def test_variable_frame_rate_keeps_every_frame_time_and_the_audio(tmp_path, mode
     )
     dst = tmp_path / "phone_x4.mp4"
 
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
 
     assert rc == 0, err
     assert "variable frame rate: the source's frame times are kept" in err
@@ -212,7 +194,7 @@ def test_variable_frame_rate_keeps_every_frame_time_and_the_audio(tmp_path, mode
 def test_constant_rate_is_not_mistaken_for_variable(tmp_path, model_file, capsys):
     src = make_clip(tmp_path / "ntsc.mp4", 9, rate=Fraction(30000, 1001), audio_streams=0)
     dst = tmp_path / "ntsc_x4.mp4"
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
     assert rc == 0, err
     assert "variable" not in err
     info = probe(dst, count_frames=True)
@@ -225,13 +207,13 @@ def test_odd_dimensions_size_rule(tmp_path, model_file, capsys):
     assert (probe(src).width, probe(src).height) == (127, 95)
     native, tall = tmp_path / "odd_x4.mp4", tmp_path / "odd_191.mp4"
 
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(native))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(native))
     assert rc == 0, err
     assert (probe(native).width, probe(native).height) == (508, 380)
     assert "padded" not in err
 
     # An odd height asked for is padded by one replicated row (width is rounded to even).
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(tall), "--height", "191")
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(tall), "--height", "191")
     assert rc == 0, err
     assert (probe(tall).width, probe(tall).height) == (256, 192)
     assert "padded to 256x192" in err
@@ -242,7 +224,7 @@ def test_odd_dimensions_size_rule(tmp_path, model_file, capsys):
 def test_no_audio_gives_no_audio(tmp_path, model_file, capsys):
     src = make_clip(tmp_path / "mute.mp4", 6, audio_streams=0)
     dst = tmp_path / "mute_x4.mp4"
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
     assert rc == 0, err
     info = probe(dst, count_frames=True)
     assert (info.frame_count, info.audio_streams) == (6, 0)
@@ -255,7 +237,7 @@ def test_several_audio_streams_of_several_codecs_are_all_kept(tmp_path, model_fi
         audio=(("aac", "fltp", "eng"), ("libmp3lame", "fltp", "fra"), ("flac", "s16", "deu")),
     )
     dst = tmp_path / "dub_x4.mp4"
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
     assert rc == 0, err
     assert probe(dst).audio_codecs == probe(src).audio_codecs == ("aac", "mp3float", "flac")
     assert audio_packets(dst) == audio_packets(src)  # copied packet for packet, not re-encoded
@@ -270,7 +252,7 @@ def test_several_audio_streams_of_several_codecs_are_all_kept(tmp_path, model_fi
 def test_audio_the_mp4_refuses_is_kept_in_matroska(tmp_path, model_file, capsys):
     src = _pcm_u8_audio(tmp_path)
     dst = tmp_path / "pcm_x4.mkv"  # what the refusal above says to do
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
     assert rc == 0, err
     assert probe(dst).audio_codecs == ("pcm_u8",)
     assert audio_packets(dst) == audio_packets(src)
@@ -287,7 +269,7 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path, model_file, capsys, rota
     assert ((info.width, info.height), info.rotation) == (upright, rotation)
     dst = tmp_path / "phone_x4.mp4"
 
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(dst))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(dst))
 
     assert rc == 0, err
     assert f"rotation metadata ({rotation} degrees)" in err

@@ -16,36 +16,19 @@ import cv2
 import numpy as np
 import pytest
 from media import texture
-from tiny import make_clip, tiny_generator
+from tiny import hidden_files, make_clip, upscale_cli
 
 from videoboost import videoio
 from videoboost.batch import plan_jobs
-from videoboost.cli import main
 from videoboost.videoio import OutputError, VideoWriter, probe, upscale_video
 
 SCALE = 4
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_generator(SCALE).save(path)
-    return path
-
-
 def _png(path: Path, seed: int = 0) -> Path:
     cv2.imwrite(str(path), texture(12, 16, seed=seed))
     return path
-
-
-def _upscale(capsys, model_file: Path, *args: str) -> tuple[int, str]:
-    rc = main(["upscale", *args, "--model", str(model_file), "--quiet", "--segment-frames", "4"])
-    return rc, capsys.readouterr().err
-
-
-def _hidden(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 def _umask_mode() -> int:
@@ -68,7 +51,7 @@ def test_a_link_out_of_an_input_folder_is_not_followed(tmp_path, model_file, cap
     (src / "alias.png").symlink_to(src / "a.png")  # a link within the folder is fine
     out = tmp_path / "out"
 
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(out))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(out))
 
     assert rc == 2  # reported as a failed input, the others written
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "alias.png"]
@@ -103,13 +86,13 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, model_
     out = src / "out"
 
     for _ in range(2):  # the second run sees the same two inputs, not the first run's outputs
-        rc, err = _upscale(capsys, model_file, str(src), "-o", str(out))
+        rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(out))
         assert rc == 0, err
         assert "; 2 input(s)" in err
         assert sorted(p.name for p in out.iterdir()) == ["a.png", "clip.mp4"]
 
     # The input folder itself as output: the video would overwrite its source.
-    rc, err = _upscale(capsys, model_file, str(src), "-o", str(src))
+    rc, err = upscale_cli(capsys, model_file, str(src), "-o", str(src))
     assert rc == 2
     assert "would overwrite an input" in err
 
@@ -122,17 +105,17 @@ def test_existing_output_folder_file_and_link(tmp_path, model_file, capsys):
 
     folder = tmp_path / "existing"
     folder.mkdir()
-    rc, err = _upscale(capsys, model_file, str(clip), "-o", str(folder))
+    rc, err = upscale_cli(capsys, model_file, str(clip), "-o", str(folder))
     assert rc == 0, err
     assert probe(folder / "clip.mp4").width == 48 * SCALE
 
     file = tmp_path / "old.mp4"
     file.write_bytes(b"replaced only when the new one is complete")
-    rc, err = _upscale(capsys, model_file, str(clip), "-o", str(file))
+    rc, err = upscale_cli(capsys, model_file, str(clip), "-o", str(file))
     assert rc == 0, err
     assert probe(file).width == 48 * SCALE
 
-    rc, err = _upscale(capsys, model_file, str(tmp_path / "existing"), "-o", str(file))
+    rc, err = upscale_cli(capsys, model_file, str(tmp_path / "existing"), "-o", str(file))
     assert rc == 2
     assert "is a file; several inputs need an output folder" in err
 
@@ -142,12 +125,12 @@ def test_existing_output_folder_file_and_link(tmp_path, model_file, capsys):
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "clip.mp4").symlink_to(victim)
-    rc, err = _upscale(capsys, model_file, str(clip), "-o", str(linked / "clip.mp4"))
+    rc, err = upscale_cli(capsys, model_file, str(clip), "-o", str(linked / "clip.mp4"))
     assert rc == 0, err
     assert victim.read_bytes() == b"must survive"
     assert not (linked / "clip.mp4").is_symlink()
     assert probe(linked / "clip.mp4").width == 48 * SCALE
-    assert _hidden(linked) == [] and _hidden(tmp_path) == []
+    assert hidden_files(linked) == [] and hidden_files(tmp_path) == []
 
 
 def test_temp_files_are_private_and_removed(tmp_path):
@@ -166,7 +149,7 @@ def test_temp_files_are_private_and_removed(tmp_path):
 
     assert seen == [(0o700, [0o600])] * 3
     assert dst.stat().st_mode & 0o777 == _umask_mode()
-    assert _hidden(out) == []
+    assert hidden_files(out) == []
 
     writer_dst = tmp_path / "w.mp4"
     with VideoWriter(writer_dst, 25, preset="ultrafast") as writer:
@@ -174,7 +157,7 @@ def test_temp_files_are_private_and_removed(tmp_path):
         (temp,) = tmp_path.glob(".w.mp4.*.partial.mp4")
         assert temp.stat().st_mode & 0o777 == 0o600
     assert writer_dst.stat().st_mode & 0o777 == _umask_mode()
-    assert _hidden(tmp_path) == []
+    assert hidden_files(tmp_path) == []
 
 
 def test_links_at_temp_and_work_folder_names_are_not_followed(tmp_path, monkeypatch):
@@ -232,9 +215,9 @@ def test_a_killed_run_leaves_only_its_segment_folder(tmp_path):
         proc.wait()
 
     assert not dst.exists()
-    assert _hidden(out) == [".up.mp4.parts"]  # nothing else; documented as resumable
+    assert hidden_files(out) == [".up.mp4.parts"]  # nothing else; documented as resumable
 
     res = upscale_video(src, dst, lambda f: f, segment_frames=2, preset="ultrafast")
     assert res.segments_reused >= 2
     assert probe(dst, count_frames=True).frame_count == 40
-    assert _hidden(out) == []
+    assert hidden_files(out) == []

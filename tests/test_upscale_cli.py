@@ -11,19 +11,12 @@ import numpy as np
 import pytest
 import toys
 from media import texture
-from tiny import audio_packets, make_clip, tiny_generator
+from tiny import audio_packets, make_clip
 
 from videoboost.cli import main
 from videoboost.videoio import probe
 
 SCALE = 4
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_generator(SCALE).save(path)
-    return path
 
 
 def _write(path: Path, rgb: np.ndarray) -> Path:

@@ -147,3 +147,16 @@ def tiny_retrain_params(tmp_path: Path, dataset_cfg, **overrides):
         benchmark_frames=4,
         **overrides,
     )
+
+
+def upscale_cli(capsys, model_file: Path, *args: str) -> tuple[int, str]:
+    """``videoboost upscale ARGS`` in-process with ``model_file``: exit code and stderr."""
+    from videoboost.cli import main
+
+    rc = main(["upscale", *args, "--model", str(model_file), "--quiet", "--segment-frames", "4"])
+    return rc, capsys.readouterr().err
+
+
+def hidden_files(folder: Path) -> list[str]:
+    """Temp files (``.x.partial.mp4``) and segment folders (``.x.parts``) left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
