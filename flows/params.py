@@ -3,24 +3,33 @@
 No ``from __future__ import annotations`` here: Prefect reads these annotations at runtime.
 """
 
-from pathlib import Path
-
 from pydantic import BaseModel, Field
 
 from videoboost.config import DatasetConfig, PromoteConfig, TrainConfig
+from videoboost.sources import SAMPLE_CLIP as _SAMPLE_CLIP
+from videoboost.sources import TRAIN_SOURCES
 
-SAMPLE_CLIP = str(Path(__file__).resolve().parent.parent / "data" / "sample" / "bigbuckbunny.mp4")
+SAMPLE_CLIP = str(_SAMPLE_CLIP)
 
 
 class RetrainParams(BaseModel):
     """What one retraining run uses; every field has a working default."""
 
-    sources: list[str] = Field(default_factory=lambda: [SAMPLE_CLIP])
+    sources: list[str] = Field(
+        default_factory=lambda: [str(p) for p in TRAIN_SOURCES],
+        description="Training footage: videos, stills, folders (default: the bundled corpus).",
+    )
     dataset_dir: str | None = Field(
         None, description="Where the dataset is built (default: <state>/datasets/<name>)."
     )
     dataset: DatasetConfig = DatasetConfig()
     train: TrainConfig = TrainConfig()
+    init: str | None = Field(
+        "champion",
+        description="Warm start: 'champion' (the default: each retrain builds on the last; a cold "
+        "start while there is none, or when it is of another tier or scale), a model URI, or "
+        "null for a cold start.",
+    )
     promote: PromoteConfig = PromoteConfig()
     benchmark_videos: list[str] | None = Field(
         None, description="Held-out footage for promotion (default: the bundled benchmark)."

@@ -53,9 +53,8 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
         "version": info.version,
         "path": str(info.path),
         "cached": info.cached,
-        "train_pairs": info.counts["train"],
-        "val_pairs": info.counts["val"],
-        "val_frames": info.counts.get("val_frames", 0),
+        "train_frames": info.counts["train"],
+        "val_frames": info.counts["val"],
         "validation": "passed" if (info.validation or {}).get("success") else "not run",
         "data_docs": str(info.docs),
         "skipped": [f"{s.path}: {s.skipped}" for s in info.skipped],
@@ -70,16 +69,48 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
     return summary
 
 
+def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
+    """``init`` itself, except that the default ``"champion"`` falls back to a cold start while
+    there is no champion, or when it is not of this run's tier and scale (said in the log)."""
+    if init != "champion":
+        return init
+    from videoboost.errors import ModelNotFound, VideoBoostError
+    from videoboost.tracking import load_init
+
+    logger = get_run_logger()
+    try:
+        generator, _ = load_init(init, cfg.generator.scale)
+    except (ModelNotFound, VideoBoostError) as exc:
+        logger.info("cold start: %s", exc)
+        return None
+    from models.networks import build_generator
+
+    fresh = build_generator(cfg.generator)
+    if [tuple(w.shape) for w in fresh.weights] != [tuple(w.shape) for w in generator.weights]:
+        logger.info("cold start: the champion is not a %s generator", cfg.generator.tier)
+        return None
+    return init
+
+
 @task(cache_policy=NO_CACHE, **STORE_RETRIES)
-def train_task(dataset_dir: str, cfg: TrainConfig) -> dict[str, Any]:
+def train_task(dataset_dir: str, cfg: TrainConfig, init: str | None = None) -> dict[str, Any]:
     from videoboost.tracking import train_run
 
-    result = train_run(dataset_dir, cfg, progress=True)  # a bar per epoch on stderr
+    init = _warm_start_from(init, cfg)
+    result = train_run(dataset_dir, cfg, progress=True, init=init)
     summary = {
         "run_id": result["run_id"],
         "version": result["version"],
+        "warm_start": result.get("parent") or "none (cold start)",
         **{k: round(v, 4) for k, v in result["final"].items()},
     }
+    gan = result.get("gan_check") or {}
+    if gan:
+        summary.update(
+            bench_psnr_pixel_phase=round(gan["bench_psnr_pixel"], 3),
+            bench_psnr_gan_phase=round(gan["bench_psnr_gan"], 3),
+            gan_phase_kept=gan["kept"],
+        )
     create_markdown_artifact(
         key="training",
         markdown="## Training run\n\n" + _md_table(summary),
@@ -138,8 +169,10 @@ def build_dataset(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
 
 
 @flow(name="train")
-def train(dataset_dir: str, cfg: TrainConfig = TrainConfig()) -> dict[str, Any]:
-    return train_task(dataset_dir, cfg)
+def train(
+    dataset_dir: str, cfg: TrainConfig = TrainConfig(), init: str | None = None
+) -> dict[str, Any]:
+    return train_task(dataset_dir, cfg, init)
 
 
 @flow(name="evaluate-and-promote")
@@ -168,7 +201,7 @@ def retrain(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
                 "generator": train_cfg.generator.model_copy(update={"scale": params.dataset.scale})
             }
         )
-    run = train(dataset["path"], train_cfg)
+    run = train(dataset["path"], train_cfg, params.init)
     decision = evaluate_and_promote(
         run["version"], params.promote, params.benchmark_videos, params.benchmark_frames
     )

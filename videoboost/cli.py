@@ -19,8 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 5])
-    p.add_argument("--patch", type=int, default=32, help="LR patch side (HR = patch*scale)")
-    p.add_argument("--patches-per-frame", type=int, default=8)
+    p.add_argument(
+        "--min-side", type=int, default=32, help="skip frames whose LR side is shorter (px)"
+    )
     p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="cap of frames per source")
     p.add_argument(
@@ -49,8 +50,7 @@ def dataset_config_from_args(args: argparse.Namespace):
         sampling=SamplingConfig(
             every=args.every, max_frames=args.max_frames, dedupe_threshold=args.dedupe
         ),
-        patch=args.patch,
-        patches_per_frame=args.patches_per_frame,
+        min_lr_side=args.min_side,
         val_fraction=args.val_fraction,
         seed=args.seed,
     )
@@ -60,15 +60,14 @@ def print_dataset(info) -> None:
     state = "unchanged (cached)" if info.cached else "built"
     print(f"dataset {info.version} {state} at {info.path}")
     print(
-        f"  scale x{info.scale}, LR patch {info.patch}px: "
-        f"{info.counts['train']} train / {info.counts['val']} val pairs, "
-        f"{info.counts.get('val_frames', 0)} whole validation frames"
+        f"  scale x{info.scale}: {info.counts['train']} train / {info.counts['val']} val "
+        "whole frames (training draws fresh crops from them)"
     )
     for s in info.sources:
         if s.skipped:
             print(f"  SKIPPED {s.path}: {s.skipped}", file=sys.stderr)
         else:
-            print(f"  source {s.path}: {s.frames_used} frames, {s.pairs} pairs ({s.split})")
+            print(f"  source {s.path}: {s.frames_used} frames (split: {s.split})")
     if info.validation:
         ok = "passed" if info.validation["success"] else "FAILED"
         print(f"  validation {ok}; report: {info.docs}")
@@ -110,6 +109,8 @@ def train_config_from_args(args: argparse.Namespace, scale: int):
         ("steps", "steps_per_epoch"),
         ("batch_size", "batch_size"),
         ("seed", "seed"),
+        ("crop", "crop"),
+        ("minutes", "minutes"),
     ):
         if getattr(args, flag, None) is not None:
             data[key] = getattr(args, flag)
@@ -140,13 +141,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"build a x{args.scale} dataset with `videoboost dataset build --scale {args.scale}`"
             )
         cfg = train_config_from_args(args, info.scale)
-        result = train_run(args.dataset, cfg, progress=not args.quiet)
+        result = train_run(args.dataset, cfg, progress=not args.quiet, init=args.init)
     if result["run_id"] is None:  # a non-chief worker of a multi-worker run
         print(f"{result['worker']}: trained in step with the chief, which logs the MLflow run")
     else:
         print(f"run {result['run_id']}")
+    if result.get("parent"):
+        print(f"warm-started from {result['parent']}")
     if result["version"]:
         print(f"registered {MODEL_NAME} version {result['version']}")
+    gan = result.get("gan_check") or {}
+    if gan:
+        print(
+            f"adversarial phase: held-out PSNR {gan['bench_psnr_pixel']:.2f} dB after the pixel "
+            f"phase, {gan['bench_psnr_gan']:.2f} dB after it; kept the {gan['kept']} weights"
+        )
     print_metrics_table(result["final"])
     return 0
 
@@ -165,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ds = sub.add_parser("dataset", help="build and validate patch datasets").add_subparsers(
-        dest="dataset_command", required=True
-    )
+    ds = sub.add_parser(
+        "dataset", help="build and validate datasets of whole LR/HR frames"
+    ).add_subparsers(dest="dataset_command", required=True)
     b = ds.add_parser("build", help="extract frames, make LR/HR pairs, validate, publish")
     b.add_argument("sources", nargs="+", help="videos, images or folders of stills")
     b.add_argument("--out", required=True, help="dataset folder (written atomically)")
@@ -187,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="steps per epoch")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--crop", type=int, default=None, help="LR side of the random training crops")
+    t.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock budget of the run (the clock, not --epochs, ends it)")  # fmt: skip
+    t.add_argument("--init", metavar="champion|MODEL_URI", default=None,
+                   help="warm start from the champion or any generator of the same tier and "
+                   "scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
     t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
     t.add_argument("--resume", metavar="RUN_ID", default=None,
                    help="continue a killed run from its last checkpoint (same MLflow run)")  # fmt: skip

@@ -52,19 +52,29 @@ class SamplingConfig(_Frozen):
 
 
 class DatasetConfig(_Frozen):
-    """How a versioned patch dataset is built from sources."""
+    """How a versioned dataset of whole LR/HR frames is built from sources."""
 
     degrade: DegradeConfig = DegradeConfig()
     sampling: SamplingConfig = SamplingConfig()
-    patch: int = Field(32, ge=8, le=256, description="LR patch side; HR patch side is patch*scale.")
-    patches_per_frame: int = Field(8, ge=1)
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    shard_size: int = Field(512, ge=1, description="Patch pairs per npz shard.")
-    min_patch_std: float = Field(
-        2.0, ge=0, description="Reject near-constant HR patches (grey levels)."
+    min_lr_side: int = Field(
+        32,
+        ge=8,
+        le=1024,
+        description="Frames whose LR side is shorter are skipped: training crops need room.",
+    )
+    val_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share held out for validation: the last part (in time) of each video, and "
+        "that share of the stills of a folder (chosen by content hash, so stable).",
+    )
+    shard_frames: int = Field(16, ge=1, description="Frames per npz shard.")
+    min_frame_std: float = Field(
+        2.0, ge=0, description="Reject near-constant HR frames (grey levels)."
     )
     min_per_split: int = Field(
-        4, ge=1, description="Validation fails below this many pairs per split."
+        2, ge=1, description="Validation fails below this many frames per split."
     )
     seed: int = 0
 
@@ -109,8 +119,31 @@ class TrainConfig(_Frozen):
         description="mirrored only: devices to replicate on, e.g. ['/gpu:0', '/gpu:1']; "
         "None = every local GPU, else the CPU.",
     )
+    crop: int = Field(
+        32,
+        ge=8,
+        le=512,
+        description="LR side of the random crops drawn every step (HR side is crop * scale).",
+    )
     steps_per_epoch: int = Field(200, ge=1)
-    pretrain_epochs: int = Field(5, ge=0, description="Phase 1: L1 pixel loss only.")
+    pretrain_epochs: int = Field(
+        5,
+        ge=0,
+        description="Phase 1: L1 pixel loss only. With `minutes` set, a cap (0 = no cap).",
+    )
+    minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Wall-clock budget of the whole run (both phases, summed over resumes); "
+        "None = run the configured epochs. Under a budget the learning rate follows the elapsed "
+        "time instead of the step count, so the run is no longer bit-for-bit repeatable.",
+    )
+    gan_share: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="With `minutes` and `gan_epochs` > 0: share of the budget kept for phase 2.",
+    )
     gan_epochs: int = Field(0, ge=0, description="Phase 2: pixel + adversarial loss.")
     learning_rate: float = Field(1e-3, gt=0)
     gan_learning_rate: float = Field(1e-4, gt=0)
@@ -126,6 +159,13 @@ class TrainConfig(_Frozen):
     )
     augment: bool = True
     val_frames: int = Field(8, ge=1, description="Whole validation frames scored per epoch.")
+    gan_max_loss_db: float = Field(
+        0.1,
+        ge=0,
+        description="The adversarial phase may cost the generator at most this much PSNR on the "
+        "held-out benchmark against the end of the pixel phase; beyond it the pixel-phase "
+        "weights are kept (and the run says so).",
+    )
     sample_every: int = Field(1, ge=1, description="Log a comparison image every k epochs.")
     early_stopping_patience: int = Field(5, ge=1)
     seed: int = 0

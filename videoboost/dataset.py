@@ -1,18 +1,15 @@
-"""Versioned patch-pair datasets: sources -> aligned LR/HR patches in npz shards + a manifest.
+"""Versioned datasets of whole frames: sources -> aligned LR/HR frames in npz shards + a manifest.
 
-Layout of a dataset folder::
-
-    dataset.json           version, config, sources (used and skipped), counts
-    manifest.csv           one row per pair (source, frame, position, split, shapes, stats, hash)
-    shards/train-00000.npz lr (N, p, p, 3) uint8, hr (N, sp, sp, 3) uint8
-    shards/val-00000.npz
-    frames/val/NNNN_{lr,hr}.png   whole validation frames, for whole-frame PSNR/SSIM
-    validation.json, gx/   the Great Expectations result and its Data Docs
+The layout is :mod:`videoboost.shards`'. Each kept frame is mod-cropped to the scale (aspect kept)
+and degraded into its LR twin; training later draws fresh random crops from these frames every
+step (:mod:`videoboost.crops`), so nothing here fixes which patches a model sees.
 
 The version is a content hash of the sources and the build config, so the same inputs always
 give the same version, and a build whose version already exists at ``out`` is not redone.
-Splits are by source (or by contiguous time segment with one source): no validation frame
-leaks into training.
+Splits never share a frame: a video's last ``val_fraction`` (in time, with a gap, as
+neighbouring frames are near-identical) and that share of a folder's stills (by content hash)
+are validation. Memory stays constant in the number of sources: frames stream from the source
+into a shard writer that holds at most one shard.
 """
 
 from __future__ import annotations
@@ -23,11 +20,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -44,61 +40,34 @@ from videoboost.frames import (
     read_image,
     read_video_info,
 )
+from videoboost.shards import (
+    DOCS,
+    FORMAT_VERSION,
+    INFO,
+    MANIFEST,
+    MANIFEST_COLUMNS,
+    DatasetInfo,
+    SourceReport,
+    frame_key,
+    load_config,
+    load_frames,
+    load_info,
+    load_manifest,
+)
+from videoboost.sources import held_out_hashes, source_hash
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.csv"
-INFO = "dataset.json"
-VAL_FRAMES = 8  # whole validation frames kept for whole-frame metrics
-
-
-@dataclass
-class SourceReport:
-    path: str
-    kind: str  # "video" | "images" | "image"
-    content_hash: str = ""
-    frames_used: int = 0
-    pairs: int = 0
-    split: str = ""  # "train", "val" or "time" (one source split by time)
-    skipped: str = ""  # reason, empty when used
-
-
-@dataclass
-class DatasetInfo:
-    path: Path
-    version: str
-    scale: int
-    patch: int
-    counts: dict[str, int]
-    sources: list[SourceReport] = field(default_factory=list)
-    cached: bool = False
-    validation: dict | None = None
-
-    @property
-    def docs(self) -> Path:
-        """The Great Expectations Data Docs page of this dataset."""
-        return self.path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-
-    @property
-    def skipped(self) -> list[SourceReport]:
-        return [s for s in self.sources if s.skipped]
-
-
-def _hash_file(path: Path, h: hashlib._Hash) -> None:
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-
-
-def source_hash(path: Path) -> str:
-    """Content hash of a video/image file or of every image of a folder (names + bytes)."""
-    h = hashlib.sha256()
-    if path.is_dir():
-        for img in list_images(path):
-            h.update(img.name.encode())
-            _hash_file(img, h)
-    else:
-        _hash_file(path, h)
-    return h.hexdigest()
+__all__ = [
+    "DatasetInfo",
+    "SourceReport",
+    "build_dataset",
+    "dataset_version",
+    "expand_sources",
+    "load_config",
+    "load_frames",
+    "load_info",
+    "load_manifest",
+    "source_hash",
+]
 
 
 def dataset_version(source_hashes: Sequence[str], cfg: DatasetConfig) -> str:
@@ -126,17 +95,6 @@ def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
                 out.append(path)  # its stills (or an empty folder, reported as skipped)
         else:
             out.append(path)
-    return out
-
-
-def held_out_hashes() -> dict[str, str]:
-    """Content hash -> name of every file of the held-out benchmark (never trained on)."""
-    from videoboost.evaluate import DEFAULT_SOURCES
-
-    out: dict[str, str] = {}
-    for src in DEFAULT_SOURCES:
-        files = list_images(src) if src.is_dir() else [src] if src.is_file() else []
-        out.update({source_hash(f): f.name for f in files})
     return out
 
 
@@ -179,65 +137,50 @@ def _frame_total(path: Path) -> int:
     return read_video_info(path).frame_count
 
 
-def _random_patches(
-    hr: np.ndarray, lr: np.ndarray, cfg: DatasetConfig, rng: np.random.Generator
-) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-    """Aligned random crops: LR ``p x p`` at (y, x), HR ``sp x sp`` at (s*y, s*x).
-
-    Near-constant HR patches (std below the floor) are redrawn a few times, then dropped:
-    sky and letterbox bars teach the model nothing and skew the loss.
-    """
-    s, p = cfg.scale, cfg.patch
-    h, w = lr.shape[:2]
-    if h < p or w < p:
-        return
-    for _ in range(cfg.patches_per_frame):
-        for _attempt in range(4):
-            y = int(rng.integers(0, h - p + 1))
-            x = int(rng.integers(0, w - p + 1))
-            hr_patch = hr[s * y : s * (y + p), s * x : s * (x + p)]
-            if float(hr_patch.std()) >= cfg.min_patch_std:
-                yield y, x, lr[y : y + p, x : x + p], hr_patch
-                break
-
-
 class _ShardWriter:
-    """Buffers pairs of one split and writes compressed npz shards of ``shard_size``."""
+    """Buffers the frames of one split and writes an npz shard every ``size`` frames."""
 
     def __init__(self, root: Path, split: str, size: int):
         self.root, self.split, self.size = root, split, size
-        self.lr: list[np.ndarray] = []
-        self.hr: list[np.ndarray] = []
+        self.arrays: dict[str, np.ndarray] = {}
         self.count = 0
 
     def add(self, lr: np.ndarray, hr: np.ndarray) -> tuple[str, int]:
         name = f"{self.split}-{self.count // self.size:05d}.npz"
-        self.lr.append(lr)
-        self.hr.append(hr)
-        index = len(self.lr) - 1
+        index = self.count % self.size
+        self.arrays[frame_key("lr", index)] = lr
+        self.arrays[frame_key("hr", index)] = hr
         self.count += 1
-        if len(self.lr) == self.size:
+        if index == self.size - 1:
             self.flush()
         return name, index
 
     def flush(self) -> None:
-        if not self.lr:
+        if not self.arrays:
             return
         name = f"{self.split}-{(self.count - 1) // self.size:05d}.npz"
-        np.savez_compressed(self.root / name, lr=np.stack(self.lr), hr=np.stack(self.hr))
-        self.lr, self.hr = [], []
+        # Uncompressed: frames are decoded pixels that zlib barely shrinks, and saving and
+        # loading stay at disk speed (a compressed build took several times longer).
+        np.savez(self.root / name, **self.arrays)
+        self.arrays = {}
 
 
-def _assign_splits(reports: list[SourceReport], val_fraction: float) -> None:
-    """With several sources, whole sources go to validation (chosen by hash, so stable)."""
-    used = [r for r in reports if not r.skipped]
-    if len(used) == 1:
-        used[0].split = "time"
-        return
-    ranked = sorted(used, key=lambda r: r.content_hash)
-    n_val = min(max(1, round(len(used) * val_fraction)), len(used) - 1)
-    for i, r in enumerate(ranked):
-        r.split = "val" if i < n_val else "train"
+def _assign_splits(reports: list[SourceReport]) -> None:
+    """Videos split by time, folders of stills by image; a lone image trains only."""
+    for r in reports:
+        if not r.skipped:
+            r.split = {"video": "time", "images": "stills"}.get(r.kind, "train")
+
+
+def _val_stills(path: Path, val_fraction: float) -> set[int]:
+    """Indices (name order) of the stills of a folder that go to validation: the share
+    ``val_fraction`` (at least one when the folder has two or more), chosen by content hash."""
+    images = list_images(path)
+    if len(images) < 2:
+        return set()
+    n_val = min(max(1, round(len(images) * val_fraction)), len(images) - 1)
+    ranked = sorted(range(len(images)), key=lambda i: source_hash(images[i]))
+    return set(ranked[:n_val])
 
 
 def build_dataset(
@@ -277,11 +220,11 @@ def build_dataset(
                 raise SourceError(reason)
             report.content_hash = source_hash(path)
             h, w = _frame_size(path)  # fails fast on corrupt/non-video files
-            need = cfg.patch * cfg.scale
-            if min(h, w) < need:
+            need = cfg.min_lr_side * cfg.scale
+            if min(h, w) < need and report.kind != "images":
                 raise SourceError(
-                    f"{path}: frames of {w}x{h} are smaller than one {need}x{need} HR patch "
-                    f"(patch {cfg.patch} x scale {cfg.scale}); no usable pair"
+                    f"{path}: frames of {w}x{h} are smaller than {need}x{need} (LR side "
+                    f"{cfg.min_lr_side} x scale {cfg.scale}); no room for training crops"
                 )
         except SourceError as exc:
             report.skipped = str(exc)
@@ -292,20 +235,25 @@ def build_dataset(
         raise SourceError(f"no usable source: {reasons}")
     version = dataset_version([r.content_hash for r in used], cfg)
 
-    existing = load_info(out) if (out / INFO).is_file() else None
+    existing = None
+    if (out / INFO).is_file():
+        try:
+            existing = load_info(out)
+        except SourceError:  # an older format: rebuilt below
+            existing = None
     if existing is not None and existing.version == version:
         existing.cached = True
         existing.sources = reports  # report this call's skips too
         return existing
 
-    _assign_splits(reports, cfg.val_fraction)
+    _assign_splits(reports)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         info = _write(tmp, reports, cfg, version, progress)
         if info.counts["train"] + info.counts["val"] == 0:
             reasons = "; ".join(f"{r.path}: {r.skipped}" for r in info.skipped)
-            raise SourceError(f"no patch could be cut from any source ({reasons})")
+            raise SourceError(f"no usable frame in any source ({reasons})")
         if validate:
             from videoboost.validation import validate_dataset  # GX only when validating
 
@@ -314,9 +262,7 @@ def build_dataset(
             _write_info(tmp, info, cfg)
             if not result.success:
                 report = _keep_rejected_report(tmp, out, version)
-                result.docs = (
-                    report / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-                )
+                result.docs = report / DOCS
             result.raise_for_failure()
         _publish(tmp, out)
         info.path = out
@@ -351,102 +297,91 @@ def _write(
     root: Path, reports: list[SourceReport], cfg: DatasetConfig, version: str, progress: bool
 ) -> DatasetInfo:
     (root / "shards").mkdir()
-    (root / "frames" / "val").mkdir(parents=True)
-    writers = {s: _ShardWriter(root / "shards", s, cfg.shard_size) for s in ("train", "val")}
+    writers = {s: _ShardWriter(root / "shards", s, cfg.shard_frames) for s in ("train", "val")}
     rows: list[dict] = []
-    seen: set[str] = set()
-    val_frames_kept = 0
     for src_idx, report in enumerate(reports):
         if report.skipped:
             continue
         path = Path(report.path)
         boundary = gap = 0
+        val_stills: set[int] = set()
         if report.split == "time":
             total = max(_frame_total(path), 1)
             boundary = int(total * (1 - cfg.val_fraction))
             gap = max(1, total // 50)  # frames on each side of the cut are near-identical
+        elif report.split == "stills":
+            val_stills = _val_stills(path, cfg.val_fraction)
         bar = tqdm(desc=path.name, unit="frame", disable=not progress, leave=False)
         try:
             for frame in iter_source(path, cfg.sampling):
                 bar.update(1)
-                split = report.split
-                if split == "time":
+                if report.split == "time":
                     if boundary - gap <= frame.index < boundary:
                         continue
                     split = "val" if frame.index >= boundary else "train"
-                hr = mod_crop(frame.rgb, cfg.scale)
-                rng = np.random.default_rng([cfg.seed, src_idx, frame.index])
-                lr = degrade(hr, cfg.degrade, rng)
-                if split == "val" and val_frames_kept < VAL_FRAMES:
-                    stem = root / "frames" / "val" / f"{val_frames_kept:04d}"
-                    cv2.imwrite(f"{stem}_hr.png", hr[..., ::-1])
-                    cv2.imwrite(f"{stem}_lr.png", lr[..., ::-1])
-                    val_frames_kept += 1
-                rows.extend(
-                    _frame_rows(frame, report, split, lr, hr, cfg, rng, writers[split], seen)
-                )
-                report.frames_used += 1
+                elif report.split == "stills":
+                    split = "val" if frame.index in val_stills else "train"
+                else:
+                    split = "train"
+                row = _add_frame(frame, report, split, src_idx, cfg, writers[split])
+                if row is not None:
+                    rows.append(row)
+                    report.frames_used += 1
         except SourceError as exc:
             report.skipped = str(exc)
         finally:
             bar.close()
-        if not report.skipped and report.pairs == 0:
+        if not report.skipped and report.frames_used == 0:
             report.skipped = (
-                f"{path}: no usable {cfg.patch}x{cfg.patch} LR patch (frames too small for "
-                f"scale {cfg.scale}, or too flat)"
+                f"{path}: no usable frame (LR side under {cfg.min_lr_side} px at scale "
+                f"{cfg.scale}, or near-constant)"
             )
     for w in writers.values():
         w.flush()
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     manifest.to_csv(root / MANIFEST, index=False)
     counts = {s: int((manifest["split"] == s).sum()) for s in ("train", "val")}
-    counts["val_frames"] = val_frames_kept
-    info = DatasetInfo(root, version, cfg.scale, cfg.patch, counts, reports)
+    info = DatasetInfo(root, version, cfg.scale, counts, reports)
     _write_info(root, info, cfg)
     return info
 
 
-MANIFEST_COLUMNS = [
-    "pair_id", "source", "frame_index", "split", "y", "x", "lr_h", "lr_w", "hr_h", "hr_w",
-    "channels", "dtype", "scale", "lr_mean", "lr_std", "hr_mean", "hr_std", "content_hash",
-    "shard", "shard_index",
-]  # fmt: skip
+def _add_frame(
+    frame: Frame, report: SourceReport, split: str, src_idx: int, cfg: DatasetConfig, writer
+) -> dict | None:
+    """Mod-crop, degrade and store one frame; its manifest row, or None when it is unusable.
 
-
-def _frame_rows(frame: Frame, report, split, lr, hr, cfg, rng, writer, seen) -> list[dict]:
-    rows = []
-    for y, x, lr_p, hr_p in _random_patches(hr, lr, cfg, rng):
-        digest = hashlib.sha1(hr_p.tobytes()).hexdigest()
-        if digest in seen:  # identical crops (static content) would only double-count
-            continue
-        seen.add(digest)
-        shard, idx = writer.add(lr_p, hr_p)
-        report.pairs += 1
-        rows.append(
-            {
-                "pair_id": f"{digest[:12]}",
-                "source": Path(report.path).name,
-                "frame_index": frame.index,
-                "split": split,
-                "y": y,
-                "x": x,
-                "lr_h": lr_p.shape[0],
-                "lr_w": lr_p.shape[1],
-                "hr_h": hr_p.shape[0],
-                "hr_w": hr_p.shape[1],
-                "channels": hr_p.shape[2],
-                "dtype": str(hr_p.dtype),
-                "scale": cfg.scale,
-                "lr_mean": round(float(lr_p.mean()), 3),
-                "lr_std": round(float(lr_p.std()), 3),
-                "hr_mean": round(float(hr_p.mean()), 3),
-                "hr_std": round(float(hr_p.std()), 3),
-                "content_hash": digest,
-                "shard": shard,
-                "shard_index": idx,
-            }
-        )
-    return rows
+    Near-constant frames (black, fades, letterbox-only) teach the model nothing and would be
+    refused by validation, so they are dropped here.
+    """
+    hr = mod_crop(frame.rgb, cfg.scale)
+    if min(hr.shape[:2]) // cfg.scale < cfg.min_lr_side or float(hr.std()) < cfg.min_frame_std:
+        return None
+    rng = np.random.default_rng([cfg.seed, src_idx, frame.index])
+    lr = degrade(hr, cfg.degrade, rng)
+    digest = hashlib.sha1(hr.tobytes()).hexdigest()
+    shard, idx = writer.add(lr, hr)
+    return {
+        "frame_id": digest[:16],
+        "source": Path(report.path).name,
+        "source_kind": "video" if report.kind == "video" else "still",
+        "frame_index": frame.index,
+        "split": split,
+        "lr_h": lr.shape[0],
+        "lr_w": lr.shape[1],
+        "hr_h": hr.shape[0],
+        "hr_w": hr.shape[1],
+        "channels": hr.shape[2],
+        "dtype": str(hr.dtype),
+        "scale": cfg.scale,
+        "lr_mean": round(float(lr.mean()), 3),
+        "lr_std": round(float(lr.std()), 3),
+        "hr_mean": round(float(hr.mean()), 3),
+        "hr_std": round(float(hr.std()), 3),
+        "content_hash": digest,
+        "shard": shard,
+        "shard_index": idx,
+    }
 
 
 def _write_info(root: Path, info: DatasetInfo, cfg: DatasetConfig) -> None:
@@ -454,7 +389,6 @@ def _write_info(root: Path, info: DatasetInfo, cfg: DatasetConfig) -> None:
         "format": FORMAT_VERSION,
         "version": info.version,
         "scale": info.scale,
-        "patch": info.patch,
         "counts": info.counts,
         "config": cfg.model_dump(),
         "sources": [asdict(s) for s in info.sources],
@@ -464,89 +398,3 @@ def _write_info(root: Path, info: DatasetInfo, cfg: DatasetConfig) -> None:
     tmp = root / f".{INFO}.tmp"
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(root / INFO)
-
-
-def load_info(path: str | Path) -> DatasetInfo:
-    """Read ``dataset.json`` of a built dataset."""
-    path = Path(path)
-    info_file = path / INFO
-    if not info_file.is_file():
-        raise SourceError(f"{path}: not a VideoBoost dataset (no {INFO}); build one first")
-    data = json.loads(info_file.read_text())
-    return DatasetInfo(
-        path=path,
-        version=data["version"],
-        scale=data["scale"],
-        patch=data["patch"],
-        counts=data["counts"],
-        sources=[SourceReport(**s) for s in data["sources"]],
-        validation=data.get("validation"),
-    )
-
-
-def load_config(path: str | Path) -> DatasetConfig:
-    return DatasetConfig.model_validate(json.loads((Path(path) / INFO).read_text())["config"])
-
-
-def load_manifest(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(Path(path) / MANIFEST)
-
-
-def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs of a split as ``(lr, hr)`` uint8 arrays (fine for the small datasets here)."""
-    shards = sorted((Path(path) / "shards").glob(f"{split}-*.npz"))
-    if not shards:
-        raise SourceError(f"{path}: no {split} shards")
-    lrs, hrs = [], []
-    for shard in shards:
-        with np.load(shard) as z:
-            lrs.append(z["lr"])
-            hrs.append(z["hr"])
-    return np.concatenate(lrs), np.concatenate(hrs)
-
-
-def load_val_frames(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Whole validation frames as ``[(lr, hr), ...]`` RGB uint8."""
-    folder = Path(path) / "frames" / "val"
-    pairs = []
-    for hr_file in sorted(folder.glob("*_hr.png")):
-        lr_file = hr_file.with_name(hr_file.name.replace("_hr", "_lr"))
-        hr = cv2.imread(str(hr_file), cv2.IMREAD_COLOR)[..., ::-1]
-        lr = cv2.imread(str(lr_file), cv2.IMREAD_COLOR)[..., ::-1]
-        pairs.append((np.ascontiguousarray(lr), np.ascontiguousarray(hr)))
-    return pairs
-
-
-def make_tf_dataset(
-    path: str | Path, split: str, batch_size: int, *, augment: bool, seed: int, repeat: bool
-):
-    """A ``tf.data.Dataset`` of ``(lr, hr)`` float32 batches in [0, 255].
-
-    Augmentation (train only): random horizontal/vertical flips and transposes, applied to LR
-    and HR together so they stay aligned (the 8 dihedral transforms).
-    """
-    import tensorflow as tf
-
-    lr, hr = load_split(path, split)
-    ds = tf.data.Dataset.from_tensor_slices((lr, hr))
-    if repeat:
-        ds = ds.shuffle(min(len(lr), 4096), seed=seed, reshuffle_each_iteration=True).repeat()
-
-    def _augment(lr_p, hr_p):
-        # One random draw decides all three flips for both images.
-        r = tf.random.uniform([3], seed=seed)
-        lr_p, hr_p = tf.cond(
-            r[0] < 0.5, lambda: (lr_p[:, ::-1], hr_p[:, ::-1]), lambda: (lr_p, hr_p)
-        )
-        lr_p, hr_p = tf.cond(r[1] < 0.5, lambda: (lr_p[::-1], hr_p[::-1]), lambda: (lr_p, hr_p))
-        lr_p, hr_p = tf.cond(
-            r[2] < 0.5,
-            lambda: (tf.transpose(lr_p, [1, 0, 2]), tf.transpose(hr_p, [1, 0, 2])),
-            lambda: (lr_p, hr_p),
-        )
-        return lr_p, hr_p
-
-    if augment:
-        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), tf.cast(b, tf.float32)))
-    return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

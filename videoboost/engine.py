@@ -519,9 +519,17 @@ __all__ = [
     "Predict",
     "Upscaler",
     "apply_postprocess",
+    "infer_scale",
     "keras_predict",
     "plan_output",
     "prepare_image",
     "resize_to_height",
     "set_tf_threads",
 ]
+
+
+def infer_scale(generator) -> int:
+    """The integer upscale factor of a Keras generator, measured on an 8x8 input (no metadata
+    to trust)."""
+    out = generator(np.zeros((1, 8, 8, 3), np.float32), training=False)
+    return int(out.shape[1]) // 8

@@ -57,9 +57,8 @@ from videoboost.frames import (
     read_video_info,
 )
 from videoboost.metrics import flicker, psnr_y, ssim_y
+from videoboost.sources import DEFAULT_SOURCES, source_hash
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
-DEFAULT_SOURCES: tuple[Path, ...] = (SAMPLE_DIR / "bikes.mp4", SAMPLE_DIR / "stills")
 FORMAT_VERSION = 2
 PSNR_CAP = 100.0
 OUTPUT_720P = (720, 1280)  # (height, width) of the throughput measurement's output
@@ -86,7 +85,7 @@ class BenchItem:
     Attributes:
         name: file name, for reports.
         kind: ``"video"`` or ``"still"``.
-        content_hash: sha256 of the file's bytes (as :func:`videoboost.dataset.source_hash`).
+        content_hash: sha256 of the file's bytes (as :func:`videoboost.sources.source_hash`).
         lr: ``(n, H/s, W/s, 3)`` uint8 RGB inputs.
         hr: ``(n, H, W, 3)`` uint8 RGB ground truth, sides multiples of the scale.
         runs: ``(first frame index in the source, length)`` of each run of consecutive
@@ -154,9 +153,7 @@ class Benchmark:
 
 
 def _file_hash(path: Path) -> str:
-    from videoboost.dataset import source_hash  # same hash as datasets, so leaks are detectable
-
-    return source_hash(path)
+    return source_hash(path)  # the datasets' hash, so leaked footage is recognised
 
 
 def _expand(sources: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -610,8 +607,7 @@ def evaluate_keras(
     version: str | None = None,
 ) -> Report:
     """:func:`evaluate` for a Keras generator (the project's I/O contract: [0, 255] in and out)."""
-    from videoboost.engine import keras_predict, set_tf_threads
-    from videoboost.tracking import infer_scale
+    from videoboost.engine import infer_scale, keras_predict, set_tf_threads
 
     set_tf_threads(cfg.threads)
     return evaluate(

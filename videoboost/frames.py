@@ -176,9 +176,10 @@ def iter_source(path: str | Path, sampling: SamplingConfig | None = None) -> Ite
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder; check the path")
     if path.is_dir():
-        frames = iter_image_folder(path)
-    elif is_image(path):
-        frames = iter([Frame(0, read_image(path))])
-    else:
-        frames = iter_video_frames(path)
-    return sample_frames(frames, sampling)
+        # Distinct photos, not a frame sequence: every-k and near-duplicate skipping are for
+        # video; only the per-source cap applies.
+        return sample_frames(iter_image_folder(path), SamplingConfig(
+            max_frames=sampling.max_frames, dedupe_threshold=0))  # fmt: skip
+    if is_image(path):
+        return iter([Frame(0, read_image(path))])
+    return sample_frames(iter_video_frames(path), sampling)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from videoboost import state
+from videoboost.engine import infer_scale
 from videoboost.errors import ModelNotFound, StoreUnavailable, VideoBoostError
 
 EXPERIMENT = "videoboost"
@@ -231,7 +232,7 @@ def make_epoch_logger(samples_dir: Path):
 def log_dataset(info) -> None:
     """The dataset as an MLflow input, its version as tags, its GX report as artifacts."""
     mlflow = _mlflow()
-    from videoboost.dataset import load_manifest
+    from videoboost.shards import load_manifest
 
     manifest = load_manifest(info.path)
     ds = mlflow.data.from_pandas(
@@ -307,12 +308,6 @@ def _resolve_version(uri: str) -> str | None:
     return None
 
 
-def infer_scale(generator) -> int:
-    """The integer upscale factor, measured on an 8x8 input (no metadata to trust)."""
-    out = generator(np.zeros((1, 8, 8, 3), np.float32), training=False)
-    return int(out.shape[1]) // 8
-
-
 def train_run(
     dataset_dir: str | Path,
     cfg,
@@ -320,11 +315,16 @@ def train_run(
     resume_run_id: str | None = None,
     progress: bool = True,
     register_model: bool = True,
+    init: str | None = None,
 ) -> dict[str, Any]:
     """Train with every epoch logged to MLflow, then log and register the generator.
 
-    With ``resume_run_id`` the same MLflow run continues from its last checkpoint.
-    Returns ``{"run_id", "version", "final", "history", "work_dir"}``.
+    With ``resume_run_id`` the same MLflow run continues from its last checkpoint. With
+    ``init`` (``"champion"`` or a model URI/path) training starts from that generator's weights
+    (same tier and scale); its URI and registry version are the run's and the new version's
+    ``parent_*`` tags (lineage). With an adversarial phase, the held-out benchmark decides
+    whether its weights or the pixel phase's are kept (see :func:`videoboost.train.train`).
+    Returns ``{"run_id", "version", "final", "history", "work_dir", "parent", "gan_check"}``.
 
     Under ``strategy: multi_worker`` only the chief (see :func:`videoboost.distribute.is_chief`)
     logs and registers; every other worker trains in lockstep and writes nothing to the store.
@@ -335,7 +335,7 @@ def train_run(
             return other
     mlflow = _mlflow()
     from videoboost.config import TrainConfig, flatten
-    from videoboost.dataset import load_info
+    from videoboost.shards import load_info
     from videoboost.train import train
 
     experiment_id = setup()
@@ -350,6 +350,10 @@ def train_run(
                 f"{run.data.tags['registered_version']}; nothing to resume"
             )
     info = load_info(dataset_dir)
+    parent, parent_info = None, {}
+    if init and not resume_run_id:
+        parent, parent_info = load_init(init, cfg.generator.scale)
+    scorer = benchmark_scorer(cfg.generator.scale) if cfg.gan_epochs else None
 
     with with_store_retries(
         lambda: mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id),
@@ -365,6 +369,7 @@ def train_run(
                     "git_commit": git_commit(),
                     "tier": cfg.generator.tier,
                     "work_dir": str(work_dir),
+                    **lineage_tags(parent_info),
                 }
             )
             log_dataset(info)
@@ -380,6 +385,8 @@ def train_run(
                 callbacks=[logger],
                 resume=bool(resume_run_id),
                 progress=progress,
+                init=parent,
+                scorer=scorer,
             )
         except StoreUnavailable as exc:
             raise StoreUnavailable(
@@ -387,7 +394,16 @@ def train_run(
                 f"continue with `videoboost train --resume {run_id}`"
             ) from exc
         final = {f"final_{k}": v for k, v in result.final.items()}
+        final["train_minutes"] = result.elapsed_s / 60
+        gan = result.gan_check
+        if gan:
+            final.update(bench_psnr_pixel_phase=gan["bench_psnr_pixel"],
+                         bench_psnr_gan_phase=gan["bench_psnr_gan"])  # fmt: skip
+            mlflow.set_tag("gan_phase_kept", gan["kept"])
         mlflow.log_metrics(final)
+        run_tags = run.data.tags if resume_run_id else {}
+        parent_tags = {k: v for k, v in run_tags.items() if k.startswith("parent_")}
+        parent_tags = parent_tags or lineage_tags(parent_info)
         version = None
         if register_model:
             lr, _ = _first_val_frame(info.path)
@@ -400,6 +416,7 @@ def train_run(
                 **meta,
                 "run_id": run_id,
                 **{k: f"{v:.4f}" for k, v in result.final.items()},
+                **parent_tags,
             }
             mv = _registered_from(client, run_id)  # killed after registering, before the tag
             if mv is None:
@@ -415,7 +432,56 @@ def train_run(
         "history": result.history,
         "work_dir": work_dir,
         "config": json.loads(cfg.model_dump_json()),
+        "parent": parent_tags.get("parent_model_uri"),
+        "gan_check": result.gan_check,
     }
+
+
+def load_init(init: str, scale: int):
+    """The generator to warm-start from: ``"champion"`` or a model URI/path, at ``scale``.
+
+    Returns ``(keras.Model, info)`` as :func:`load_generator`.
+
+    Raises:
+        ModelNotFound: nothing there (no champion yet: train without --init first).
+        VideoBoostError: it upscales by another factor.
+    """
+    uri = f"models:/{MODEL_NAME}@{CHAMPION}" if init == CHAMPION else init
+    try:
+        generator, info = load_generator(uri)
+    except ModelNotFound as exc:
+        if init == CHAMPION:
+            raise ModelNotFound(
+                f"--init champion: there is no champion yet ({MODEL_NAME}@{CHAMPION} at "
+                f"{state.tracking_uri()}); train once without --init and promote the result"
+            ) from exc
+        raise
+    if info["scale"] != scale:
+        raise VideoBoostError(
+            f"--init {init} is a x{info['scale']} generator but this run trains x{scale}; "
+            "warm start needs the same tier and scale"
+        )
+    return generator, info
+
+
+def lineage_tags(parent_info: dict) -> dict[str, str]:
+    """Tags naming the generator a run started from (empty for a cold start)."""
+    if not parent_info:
+        return {}
+    tags = {"parent_model_uri": str(parent_info["uri"])}
+    if parent_info.get("version"):
+        tags["parent_version"] = str(parent_info["version"])
+    return tags
+
+
+def benchmark_scorer(scale: int):
+    """``generator -> held-out benchmark PSNR`` (quality only, no throughput runs)."""
+    from videoboost.config import BenchmarkConfig
+    from videoboost.evaluate import build_benchmark, evaluate_keras
+
+    bench = build_benchmark(scale)
+    cfg = BenchmarkConfig(fps_runs=0)
+    return lambda generator: evaluate_keras(generator, bench, cfg).metrics["bench_psnr"]
 
 
 def _registered_from(client, run_id: str):
@@ -483,6 +549,6 @@ def _train_as_other_worker(dataset_dir, cfg, resume_run_id: str | None, progress
 
 
 def _first_val_frame(dataset_dir: Path):
-    from videoboost.dataset import load_val_frames
+    from videoboost.shards import load_frames
 
-    return load_val_frames(dataset_dir)[0]
+    return load_frames(dataset_dir, "val", limit=1)[0][0]

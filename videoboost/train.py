@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,11 @@ from tqdm.auto import tqdm
 
 from videoboost.compare import comparison_image
 from videoboost.config import TrainConfig
-from videoboost.dataset import load_info, load_val_frames, make_tf_dataset
+from videoboost.crops import CropPlan, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
 from videoboost.errors import VideoBoostError
 from videoboost.metrics import psnr_y, ssim_y
+from videoboost.shards import load_frames, load_info
 
 # Keys logged every epoch; MLflow and the CLI table use exactly these names.
 EPOCH_KEYS = (
@@ -58,6 +61,9 @@ class TrainResult:
     strategy: str = "default"
     replicas: int = 1
     chief: bool = True
+    gan_check: dict[str, Any] = field(default_factory=dict)  # see _gan_guard
+    elapsed_s: float = 0.0
+    steps: int = 0
 
 
 def configure_tf(cfg: TrainConfig):
@@ -176,6 +182,9 @@ class Checkpoint(keras.callbacks.Callback):
         self.wait = 0
         self.phase = "pixel"
         self.stopped_early = False
+        self.extra: dict = {}  # carried in state.json (phase flags, benchmark yardstick)
+        self.clock: Clock | None = None
+        self.batch_size = 0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -190,20 +199,32 @@ class Checkpoint(keras.callbacks.Callback):
                 if self.wait >= self.patience:
                     self.model.stop_training = True
                     self.stopped_early = True
-        save_checkpoint(self.folder, self.model, epoch + 1, self.history, self.best)
+        extra = dict(self.extra)
+        if self.clock is not None:
+            extra["elapsed_s"] = self.clock.elapsed()
+            extra["crops_drawn"] = self.clock.steps * self.batch_size
+        save_checkpoint(self.folder, self.model, epoch + 1, self.history, self.best, extra)
 
 
-class TqdmProgress(keras.callbacks.Callback):
-    """One bar per epoch with the running pixel loss; a summary line after each epoch."""
+class EpochProgress(keras.callbacks.Callback):
+    """A bar per epoch in a terminal; elsewhere (logs, CI, Prefect) one line per epoch only.
 
-    def __init__(self, steps: int, epochs: int):
+    ``epochs`` None means the clock ends training (``--minutes``), so there is no total to show.
+    """
+
+    def __init__(self, steps: int, epochs: int | None, show: bool = True):
         super().__init__()
-        self.steps, self.epochs = steps, epochs
+        self.steps, self.epochs, self.show = steps, epochs, show
         self.bar = None
+        self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step",
-                        leave=False)  # fmt: skip
+        if self.show and sys.stderr.isatty():
+            self.bar = tqdm(total=self.steps, desc=f"epoch {self._of(epoch)}", unit="step",
+                            leave=False)  # fmt: skip
+
+    def _of(self, epoch: int) -> str:
+        return f"{epoch + 1}/{self.epochs}" if self.epochs else f"{epoch + 1}"
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
@@ -214,13 +235,21 @@ class TqdmProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+        if not self.show:
+            return
         logs = logs or {}
+        phase = getattr(self.model, "mode", None) or "pixel"
         parts = [f"{k} {logs[k]:.4f}" for k in ("pixel_loss", "adv_loss") if k in logs]
         parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
-        tqdm.write(f"epoch {epoch + 1}/{self.epochs}: " + ", ".join(parts))
+        minutes = (time.perf_counter() - self.started) / 60
+        line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + ", ".join(parts)
+        tqdm.write(line) if sys.stderr.isatty() else print(line, flush=True)
 
 
-def save_checkpoint(folder: Path, model, epochs_done: int, history: list, best: dict) -> None:
+def save_checkpoint(
+    folder: Path, model, epochs_done: int, history: list, best: dict, extra: dict | None = None
+) -> None:
     """Write weights + optimizer variables + progress to ``folder`` atomically (tmp, rename)."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -231,7 +260,7 @@ def save_checkpoint(folder: Path, model, epochs_done: int, history: list, best: 
         opt = getattr(model, name, None)
         if opt is not None and opt.built:
             np.savez(tmp / f"{name}.npz", *[np.asarray(v) for v in opt.variables])
-    state = {"epochs_done": epochs_done, "history": history, "best": best}
+    state = {"epochs_done": epochs_done, "history": history, "best": best, "extra": extra or {}}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -285,6 +314,8 @@ def train(
     callbacks: Sequence[Any] = (),
     resume: bool = False,
     progress: bool = True,
+    init: Any = None,
+    scorer: Callable[[Any], float] | None = None,
 ) -> TrainResult:
     """Train a generator on a built dataset.
 
@@ -296,7 +327,12 @@ def train(
             the chief's checkpoint here on resume, see the module doc).
         callbacks: extra Keras callbacks (e.g. MLflow logging); they see the ``val_*`` keys.
         resume: continue from ``work_dir/checkpoint`` if present.
-        progress: show a progress bar per epoch.
+        progress: show a progress bar per epoch (one line per epoch outside a terminal).
+        init: a generator (``keras.Model``) of the same tier and scale to start from (warm
+            start); None = a fresh generator, which starts as bicubic upsampling.
+        scorer: ``generator -> PSNR`` on the held-out benchmark; with an adversarial phase the
+            run keeps the pixel-phase weights when the adversarial ones score more than
+            ``cfg.gan_max_loss_db`` lower (see ``TrainResult.gan_check``).
 
     Raises:
         VideoBoostError: dataset/generator scale mismatch, no validation frames, or a batch size
@@ -327,7 +363,7 @@ def train(
         with strategy.scope():
             result = _train_in_scope(
                 dataset_dir, cfg, work_dir, write_dir, callbacks=callbacks, resume=resume,
-                progress=progress,
+                progress=progress, init=init, scorer=scorer,
             )  # fmt: skip
     finally:
         if not chief:
@@ -347,12 +383,13 @@ def _train_in_scope(
     callbacks: Sequence[Any],
     resume: bool,
     progress: bool,
+    init: Any,
+    scorer: Callable[[Any], float] | None,
 ) -> TrainResult:
     """:func:`train` inside the strategy scope: variables created here are replicated."""
     import tensorflow as tf
 
     from models.gan import SRGAN
-    from models.losses import build_feature_extractor
     from models.networks import build_discriminator, build_generator
 
     info = load_info(dataset_dir)
@@ -361,49 +398,70 @@ def _train_in_scope(
             f"dataset {dataset_dir} is x{info.scale} but the generator is x{cfg.generator.scale}; "
             f"pass --scale {info.scale} or build a x{cfg.generator.scale} dataset"
         )
-    val_frames = load_val_frames(dataset_dir)
-    if not val_frames:
+    if not info.counts.get("val"):
         raise VideoBoostError(f"dataset {dataset_dir} has no validation frames; rebuild it")
+    val_frames, _ = load_frames(dataset_dir, "val", limit=cfg.val_frames)
+    plan = crop_plan(dataset_dir, cfg)
 
     generator = build_generator(cfg.generator)
     discriminator = build_discriminator(cfg.discriminator)
     model = SRGAN(generator, discriminator)
-    train_ds = make_tf_dataset(
-        dataset_dir, "train", cfg.batch_size, augment=cfg.augment, seed=cfg.seed, repeat=True
-    )
-    # In-memory data has no files to shard by: each worker keeps its share of every batch
-    # (AUTO would try files first and warn on every multi-worker run).
+    # Built before any weights are loaded into them (warm start, resume).
+    sample_lr = np.zeros((1, 8, 8, 3), np.float32)
+    discriminator(generator(sample_lr))
+    if init is not None:
+        warm_start(generator, init)
+    ckpt_dir = work_dir / "checkpoint"  # read on resume
+    state = load_checkpoint_state(ckpt_dir) if resume else None
+    # A resumed run continues the crop stream where its checkpoint left it.
+    drawn = state.get("extra", {}).get("crops_drawn", 0) if state else 0
+    train_ds = make_tf_dataset(plan, cfg.batch_size, cfg.seed, start=drawn)
+    # Crops are drawn in memory, there are no files to shard by: each worker keeps its share of
+    # every batch (AUTO would try files first and warn on every multi-worker run).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds = train_ds.with_options(options)
 
     history: list[dict] = []
     best: dict = {}
+    extra: dict = {}
     start = 0
-    ckpt_dir = work_dir / "checkpoint"  # read on resume
-    state = load_checkpoint_state(ckpt_dir) if resume else None
     if state is not None:
         start, history, best = state["epochs_done"], state["history"], state["best"]
-        # Build variables before loading weights into them.
-        sample_lr = np.zeros((1, 8, 8, 3), np.float32)
-        generator(sample_lr)
-        discriminator(generator(sample_lr))
+        extra = state.get("extra", {})
         generator.load_weights(ckpt_dir / "generator.weights.h5")
         discriminator.load_weights(ckpt_dir / "discriminator.weights.h5")
 
-    validation = WholeFrameValidation(val_frames[: cfg.val_frames], cfg.generator.scale)
+    clock = Clock(extra.get("elapsed_s", 0.0), drawn // cfg.batch_size)
+    validation = WholeFrameValidation(val_frames, cfg.generator.scale)
     samples = SampleImages(validation, write_dir / "samples", cfg.sample_every)
     checkpoint = Checkpoint(write_dir / "checkpoint", history, best, cfg.early_stopping_patience)
+    checkpoint.extra, checkpoint.clock, checkpoint.batch_size = extra, clock, cfg.batch_size
     # Order matters: validation writes val_* into the logs the later callbacks read.
     core = [validation, samples, checkpoint]
-    total_epochs = cfg.pretrain_epochs + cfg.gan_epochs
-    progress_cb = [TqdmProgress(cfg.steps_per_epoch, total_epochs)] if progress else []
-
-    pixel_end = cfg.pretrain_epochs
-    total = cfg.pretrain_epochs + cfg.gan_epochs
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    gan = cfg.gan_epochs > 0
+    open_ended = 100_000  # epochs of a phase that the clock ends
+    if budget:
+        pixel_end = open_ended if cfg.pretrain_epochs == 0 else cfg.pretrain_epochs
+        total = pixel_end + (open_ended if gan else 0)
+        pixel_deadline = budget * (1 - cfg.gan_share) if gan else budget
+    else:
+        pixel_end, total, pixel_deadline = (
+            cfg.pretrain_epochs,
+            cfg.pretrain_epochs + cfg.gan_epochs,
+            None,
+        )
     steps = cfg.steps_per_epoch
-    if start < pixel_end:
-        g_opt = _pixel_optimizer(cfg, pixel_end * steps)
+    progress_cb = [EpochProgress(steps, None if budget else total, progress)]
+
+    if start < pixel_end and not extra.get("pixel_done"):
+        if budget:
+            g_opt = keras.optimizers.Adam(cfg.learning_rate)
+            timing = [TimeBudget(clock, g_opt, cfg, 0.0, pixel_deadline, cfg.learning_rate)]
+        else:
+            g_opt = _pixel_optimizer(cfg, pixel_end * steps)
+            timing = [clock.callback()]
         model.compile(g_opt, None, mode="pixel")
         if state is not None:
             _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
@@ -412,47 +470,31 @@ def _train_in_scope(
             epochs=pixel_end,
             initial_epoch=start,
             steps_per_epoch=steps,
-            callbacks=[*core, *callbacks, *progress_cb],
+            callbacks=[*timing, *core, *callbacks, *progress_cb],
             verbose=0,
         )
         if checkpoint.best_weights is not None:
             generator.set_weights(checkpoint.best_weights)
         start = len(history)
-        if checkpoint.stopped_early:
-            # Later epochs were not better: the adversarial phase starts from the best ones.
+        if checkpoint.stopped_early and not budget:
+            # Later epochs were not better: the adversarial phase starts from the best weights,
+            # at its own first epoch.
             start = max(start, pixel_end)
+        extra["pixel_done"] = True
+    if gan and scorer is not None and "bench_psnr_pixel" not in extra:
+        # The yardstick of the adversarial phase (see _gan_guard), kept across resumes.
+        extra["bench_psnr_pixel"] = float(scorer(generator))
+        generator.save_weights(write_dir / "pixel_phase.weights.h5")
+        save_checkpoint(checkpoint.folder, model, start, history, best,
+                        {**extra, "elapsed_s": clock.elapsed(),
+                         "crops_drawn": clock.steps * cfg.batch_size})  # fmt: skip
 
-    if cfg.gan_epochs and start < total:
+    if gan and start < total and (not budget or clock.elapsed() < budget):
         checkpoint.phase = "adversarial"
-        g_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
-        d_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
-        extractor = build_feature_extractor(cfg.vgg_weights) if cfg.perceptual_weight > 0 else None
-        if cfg.pretrain_discriminator_steps and start == pixel_end:
-            model.compile(None, d_opt, mode="discriminator")
-            model.fit(train_ds, epochs=1, steps_per_epoch=cfg.pretrain_discriminator_steps,
-                      verbose=0)  # fmt: skip
-        model.compile(
-            g_opt,
-            d_opt,
-            mode="adversarial",
-            pixel_weight=cfg.pixel_weight,
-            adv_weight=cfg.adv_weight,
-            perceptual_weight=cfg.perceptual_weight,
-            gan_type=cfg.gan_type,
-            feature_extractor=extractor,
-        )
-        if state is not None and state["epochs_done"] > pixel_end:
-            _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
-            _restore_optimizer(d_opt, ckpt_dir / "d_optimizer.npz")
-        model.fit(
-            train_ds,
-            epochs=total,
-            initial_epoch=start,
-            steps_per_epoch=steps,
-            callbacks=[*core, *callbacks, *progress_cb],
-            verbose=0,
-        )
+        _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, state,
+                           [*core, *callbacks, *progress_cb], clock, budget)  # fmt: skip
 
+    gan_check = _gan_guard(generator, cfg, scorer, extra, write_dir) if gan else {}
     final = validation.score(generator)
     return TrainResult(
         generator=generator,
@@ -461,4 +503,180 @@ def _train_in_scope(
         final=final,
         stopped_early=checkpoint.stopped_early,
         checkpoint_dir=write_dir / "checkpoint",
+        gan_check=gan_check,
+        elapsed_s=clock.elapsed(),
+        steps=clock.steps,
     )
+
+
+def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
+    """The training frames in memory, and how crops are drawn from them."""
+    frames, rows = load_frames(dataset_dir, "train")
+    keep = [i for i, (lr, _) in enumerate(frames) if min(lr.shape[:2]) >= cfg.crop]
+    if not keep:
+        raise VideoBoostError(
+            f"dataset {dataset_dir}: no training frame has an LR side of {cfg.crop} px for the "
+            f"crop; lower `crop` (now {cfg.crop}) or build from larger footage"
+        )
+    # Every still is its own unit, every video one unit: one long clip cannot dominate.
+    groups = [
+        f"{r.source}#{r.frame_index}" if r.source_kind == "still" else r.source
+        for r in rows.itertuples()
+    ]
+    return CropPlan.from_frames(
+        [frames[i] for i in keep],
+        [groups[i] for i in keep],
+        cfg.generator.scale,
+        cfg.crop,
+        augment=cfg.augment,
+    )
+
+
+def warm_start(generator, init) -> None:
+    """Copy the weights of ``init`` (a generator of the same tier and scale) into ``generator``.
+
+    Generators saved before the bicubic skip became a convolution hold the same weights (the
+    skip has none), so they warm-start the current architecture too.
+
+    Raises:
+        VideoBoostError: the architectures differ (tier, width, blocks or scale).
+    """
+    source = [w for w in init.weights]
+    target = [w for w in generator.weights]
+    shapes_s = [tuple(w.shape) for w in source]
+    shapes_t = [tuple(w.shape) for w in target]
+    if shapes_s != shapes_t:
+        raise VideoBoostError(
+            f"--init model {init.name} does not match the generator being trained "
+            f"({generator.name}, {generator.count_params():,} parameters, vs "
+            f"{init.count_params():,}): warm start needs the same tier, width, blocks and scale; "
+            "pass matching --tier/--scale/--config or train from scratch without --init"
+        )
+    for dst, src in zip(target, source, strict=True):
+        dst.assign(np.asarray(src))
+
+
+def _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, state, cbs, clock,
+                       budget) -> None:  # fmt: skip
+    from models.losses import build_feature_extractor
+
+    g_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
+    d_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
+    extractor = build_feature_extractor(cfg.vgg_weights) if cfg.perceptual_weight > 0 else None
+    if cfg.pretrain_discriminator_steps and not (state or {}).get("extra", {}).get("gan_started"):
+        model.compile(None, d_opt, mode="discriminator")
+        model.fit(train_ds, epochs=1, steps_per_epoch=cfg.pretrain_discriminator_steps,
+                  verbose=0)  # fmt: skip
+    model.compile(
+        g_opt,
+        d_opt,
+        mode="adversarial",
+        pixel_weight=cfg.pixel_weight,
+        adv_weight=cfg.adv_weight,
+        perceptual_weight=cfg.perceptual_weight,
+        gan_type=cfg.gan_type,
+        feature_extractor=extractor,
+    )
+    if state is not None and state.get("extra", {}).get("gan_started"):
+        _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
+        _restore_optimizer(d_opt, ckpt_dir / "d_optimizer.npz")
+    checkpoint = next(c for c in cbs if isinstance(c, Checkpoint))
+    checkpoint.extra["gan_started"] = True
+    timing = [TimeBudget(clock, None, cfg, 0.0, budget, None)] if budget else [clock.callback()]
+    model.fit(
+        train_ds,
+        epochs=total,
+        initial_epoch=start,
+        steps_per_epoch=steps,
+        callbacks=[*timing, *cbs],
+        verbose=0,
+    )
+
+
+def _gan_guard(generator, cfg: TrainConfig, scorer, extra: dict, write_dir: Path) -> dict:
+    """Keep the adversarial phase only if it costs at most ``gan_max_loss_db`` on the benchmark.
+
+    Returns ``{"bench_psnr_pixel", "bench_psnr_gan", "kept"}`` (``kept`` is ``"adversarial"`` or
+    ``"pixel"``); empty without a scorer or a finished pixel phase.
+    """
+    pixel_weights = write_dir / "pixel_phase.weights.h5"
+    ran = extra.get("gan_started") and "bench_psnr_pixel" in extra
+    if scorer is None or not ran or not pixel_weights.is_file():
+        return {}
+    before = extra["bench_psnr_pixel"]
+    after = float(scorer(generator))
+    kept = "adversarial"
+    if after < before - cfg.gan_max_loss_db:
+        generator.load_weights(pixel_weights)
+        kept = "pixel"
+        print(
+            f"adversarial phase cost {before - after:.2f} dB on the held-out benchmark "
+            f"(> {cfg.gan_max_loss_db} dB allowed): keeping the pixel-phase weights",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {"bench_psnr_pixel": before, "bench_psnr_gan": after, "kept": kept}
+
+
+class Clock:
+    """Training time and steps, summed over resumes (checkpoints carry ``elapsed_s``)."""
+
+    def __init__(self, before: float = 0.0, steps: int = 0):
+        self.before = before
+        self.started: float | None = None
+        self.steps = steps
+
+    def elapsed(self) -> float:
+        running = 0.0 if self.started is None else time.perf_counter() - self.started
+        return self.before + running
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def callback(self) -> keras.callbacks.Callback:
+        """Counts time and steps in a phase without a budget."""
+        clock = self
+
+        class _Tick(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                clock.start()
+
+            def on_train_batch_end(self, batch, logs=None):
+                clock.steps += 1
+
+        return _Tick()
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends a phase at ``deadline`` seconds of training; with ``peak_lr``, also drives the
+    learning rate: linear warm-up over ``cfg.warmup_steps``, then cosine decay to
+    ``cfg.min_learning_rate`` over the phase's share of the clock (a step count is unknown
+    when time is the budget)."""
+
+    def __init__(self, clock: Clock, optimizer, cfg: TrainConfig, start_s: float,
+                 deadline: float, peak_lr: float | None):  # fmt: skip
+        super().__init__()
+        self.clock, self.optimizer, self.cfg = clock, optimizer, cfg
+        self.start_s, self.deadline, self.peak_lr = start_s, deadline, peak_lr
+        self.phase_steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.peak_lr is None:
+            return
+        frac = (self.clock.elapsed() - self.start_s) / max(self.deadline - self.start_s, 1e-9)
+        frac = min(max(frac, 0.0), 1.0)
+        low = min(self.cfg.min_learning_rate, self.peak_lr)
+        lr = low + 0.5 * (self.peak_lr - low) * (1 + math.cos(math.pi * frac))
+        warm = self.cfg.warmup_steps
+        if warm and self.clock.steps < warm:
+            lr *= (self.clock.steps + 1) / warm
+        self.optimizer.learning_rate = lr
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.clock.steps += 1
+        if self.clock.elapsed() >= self.deadline:
+            self.model.stop_training = True

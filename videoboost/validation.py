@@ -1,6 +1,6 @@
 """Great Expectations suite for a built dataset (the only module that imports GX).
 
-The suite runs over the manifest joined with statistics measured from the shards themselves,
+One row per whole frame. The suite runs over the manifest joined with statistics measured from the shards themselves,
 so a manifest that lies about its pixels fails too. It runs through a GX checkpoint that
 writes Data Docs next to the dataset (``gx/uncommitted/data_docs/local_site/index.html``).
 """
@@ -18,10 +18,9 @@ import pandas as pd
 
 from videoboost.config import DatasetConfig
 from videoboost.errors import ValidationFailed
+from videoboost.shards import DOCS, iter_frames, load_config, load_manifest
 
 SUITE = "videoboost_dataset"
-DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")  # relative to the dataset
-MAX_MEASURED = 20_000  # pairs whose pixels are re-read; beyond this a seeded sample
 
 
 @dataclass
@@ -61,40 +60,27 @@ class ValidationResult:
 
 
 def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
-    """Manifest rows plus what the shards really hold (shapes, dtype, stats, hash, alignment)."""
-    df = manifest.copy()
-    if len(df) > MAX_MEASURED:
-        df = df.sample(MAX_MEASURED, random_state=0)
-    keys = [
-        "m_lr_h",
-        "m_lr_w",
-        "m_hr_h",
-        "m_hr_w",
-        "m_dtype",
-        "m_hr_std",
-        "m_hr_mean",
-        "m_hash_ok",
-        "align_mad",
-    ]
+    """Manifest rows plus what the shards really hold (shapes, dtype, stats, hash, alignment).
+
+    Every frame is re-read: a manifest that lies about its pixels must fail.
+    """
+    keys = ["m_lr_h", "m_lr_w", "m_hr_h", "m_hr_w", "m_dtype", "m_hr_std", "m_hr_mean",
+            "m_hash_ok", "align_mad"]  # fmt: skip
     measured: dict[str, list] = {k: [] for k in keys}
-    for shard, rows in df.groupby("shard", sort=False):
-        with np.load(root / "shards" / shard) as z:
-            lr_all, hr_all = z["lr"], z["hr"]
-        for _, row in rows.iterrows():
-            lr, hr = lr_all[row.shard_index], hr_all[row.shard_index]
-            measured["m_lr_h"].append(lr.shape[0])
-            measured["m_lr_w"].append(lr.shape[1])
-            measured["m_hr_h"].append(hr.shape[0])
-            measured["m_hr_w"].append(hr.shape[1])
-            measured["m_dtype"].append(f"{lr.dtype}/{hr.dtype}")
-            measured["m_hr_std"].append(float(hr.std()))
-            measured["m_hr_mean"].append(float(hr.mean()))
-            measured["m_hash_ok"].append(hashlib.sha1(hr.tobytes()).hexdigest() == row.content_hash)
-            # A misaligned pair shows as a large gap between LR and the shrunk HR.
-            shrunk = cv2.resize(hr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)
-            measured["align_mad"].append(float(np.abs(shrunk.astype(np.float32) - lr).mean()))
-    order = [i for _, rows in df.groupby("shard", sort=False) for i in rows.index]
-    df = df.loc[order].assign(**measured)
+    order = []
+    for row, lr, hr in iter_frames(root, manifest):
+        order.append(row.name)
+        measured["m_lr_h"].append(lr.shape[0])
+        measured["m_lr_w"].append(lr.shape[1])
+        measured["m_hr_h"].append(hr.shape[0])
+        measured["m_hr_w"].append(hr.shape[1])
+        measured["m_dtype"].append(f"{lr.dtype}/{hr.dtype}")
+        measured["m_hr_std"].append(float(hr.std()))
+        measured["m_hr_mean"].append(float(hr.mean()))
+        measured["m_hash_ok"].append(hashlib.sha1(hr.tobytes()).hexdigest() == row.content_hash)
+        measured["align_mad"].append(_alignment_gap(lr, hr))
+    df = manifest.loc[order].assign(**measured)
+    # Integer sides: a frame whose HR is not exactly scale x its LR fails the ratio checks.
     df["ratio_h"] = df["m_hr_h"] / df["m_lr_h"]
     df["ratio_w"] = df["m_hr_w"] / df["m_lr_w"]
     splits_per_hash = manifest.groupby("content_hash")["split"].nunique()
@@ -103,11 +89,31 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
     return df.reset_index(drop=True)
 
 
+def _alignment_gap(lr: np.ndarray, hr: np.ndarray) -> float:
+    """Mean absolute difference between LR and the area-shrunk HR, grey levels.
+
+    A misaligned (shifted, swapped, wrongly scaled) pair shows as a large gap. Measured on a
+    centre crop of at most 256 LR pixels a side: alignment is global, and whole 1080p frames
+    would make validation slow for nothing.
+    """
+    s = hr.shape[0] // max(lr.shape[0], 1)
+    if s < 1 or hr.shape[0] != s * lr.shape[0] or hr.shape[1] != s * lr.shape[1]:
+        shrunk = cv2.resize(hr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)
+        return float(np.abs(shrunk.astype(np.float32) - lr).mean())
+    h, w = lr.shape[:2]
+    side_h, side_w = min(h, 256), min(w, 256)
+    y, x = (h - side_h) // 2, (w - side_w) // 2
+    lr_c = lr[y : y + side_h, x : x + side_w]
+    hr_c = hr[s * y : s * (y + side_h), s * x : s * (x + side_w)]
+    shrunk = cv2.resize(hr_c, (side_w, side_h), interpolation=cv2.INTER_AREA)
+    return float(np.abs(shrunk.astype(np.float32) - lr_c).mean())
+
+
 def build_suite(cfg: DatasetConfig):
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    s, p = cfg.scale, cfg.patch
+    s = cfg.scale
     # Alignment tolerance: plain downscales stay within a few grey levels; blur, noise and
     # JPEG add their own difference, so the bound grows with them.
     d = cfg.degrade
@@ -116,15 +122,18 @@ def build_suite(cfg: DatasetConfig):
         gxe.ExpectTableRowCountToBeBetween(min_value=2 * cfg.min_per_split),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=["train", "val"]),
         gxe.ExpectColumnValuesToBeBetween(column="split_count", min_value=cfg.min_per_split),
-        gxe.ExpectColumnValuesToBeBetween(column="m_lr_h", min_value=p, max_value=p),
-        gxe.ExpectColumnValuesToBeBetween(column="m_lr_w", min_value=p, max_value=p),
-        gxe.ExpectColumnValuesToBeBetween(column="m_hr_h", min_value=s * p, max_value=s * p),
-        gxe.ExpectColumnValuesToBeBetween(column="m_hr_w", min_value=s * p, max_value=s * p),
+        gxe.ExpectColumnValuesToBeBetween(column="m_lr_h", min_value=cfg.min_lr_side),
+        gxe.ExpectColumnValuesToBeBetween(column="m_lr_w", min_value=cfg.min_lr_side),
+        # The manifest's shapes are what the shards hold.
+        *(
+            gxe.ExpectColumnPairValuesToBeEqual(column_A=f"m_{side}", column_B=side)
+            for side in ("lr_h", "lr_w", "hr_h", "hr_w")
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="m_dtype", value_set=["uint8/uint8"]),
         gxe.ExpectColumnValuesToBeInSet(column="ratio_h", value_set=[float(s)]),
         gxe.ExpectColumnValuesToBeInSet(column="ratio_w", value_set=[float(s)]),
         gxe.ExpectColumnValuesToBeInSet(column="scale", value_set=[s]),
-        gxe.ExpectColumnValuesToBeBetween(column="m_hr_std", min_value=cfg.min_patch_std),
+        gxe.ExpectColumnValuesToBeBetween(column="m_hr_std", min_value=cfg.min_frame_std),
         gxe.ExpectColumnValuesToBeBetween(
             column="m_hr_mean", min_value=2.0, max_value=253.0, mostly=0.95
         ),
@@ -167,8 +176,6 @@ def validate_dataset(root: str | Path, cfg: DatasetConfig | None = None) -> Vali
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from videoboost.dataset import load_config, load_manifest
-
     root = Path(root)
     cfg = cfg or load_config(root)
     manifest = load_manifest(root)
@@ -178,11 +185,11 @@ def validate_dataset(root: str | Path, cfg: DatasetConfig | None = None) -> Vali
     # GX's per-metric progress bars would drown our own output.
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_or_update_pandas(name="videoboost")
-    asset = source.add_dataframe_asset(name="pairs")
+    asset = source.add_dataframe_asset(name="frames")
     batch_def = asset.add_batch_definition_whole_dataframe("all")
     suite = context.suites.add_or_update(build_suite(cfg))
     vdef = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name="pairs_vs_suite", data=batch_def, suite=suite)
+        gx.ValidationDefinition(name="frames_vs_suite", data=batch_def, suite=suite)
     )
     checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
