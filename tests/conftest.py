@@ -41,12 +41,11 @@ def clean_environ(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def tiny_cfg() -> DatasetConfig:
-    """A dataset config sized for 128x96 synthetic clips: x4, LR patches of 8 px."""
+    """A dataset config sized for 128x96 synthetic clips: x4, LR frames of 32x24."""
     return DatasetConfig(
         degrade=DegradeConfig(scale=4),
         sampling=SamplingConfig(dedupe_threshold=0.5),
-        patch=8,
-        patches_per_frame=4,
+        min_lr_side=8,
         min_per_split=2,
     )
 

@@ -30,6 +30,7 @@ def tiny_config(**kw):
         generator=GeneratorConfig(tier="fast", filters=8, scale=4),
         discriminator=DiscriminatorConfig(filters=4, blocks=2),
         batch_size=8,
+        crop=8,
         steps_per_epoch=12,
         pretrain_epochs=2,
         gan_epochs=1,
@@ -45,12 +46,16 @@ def tiny_config(**kw):
 
 
 def fixed_batch_l1(generator, dataset: str) -> float:
-    """Pixel loss of ``generator`` on the first 32 training pairs (the same for every run)."""
-    from models.losses import pixel_loss
-    from videoboost.dataset import load_split
+    """Pixel loss of ``generator`` on the first 8 whole training frames (the same every run)."""
+    import numpy as np
 
-    lr, hr = load_split(dataset, "train")
-    return float(pixel_loss(hr[:32].astype("float32"), generator(lr[:32].astype("float32"))))
+    from models.losses import pixel_loss
+    from videoboost.dataset import load_frames
+
+    frames, _ = load_frames(dataset, "train")
+    lr = np.stack([f[0] for f in frames[:8]]).astype("float32")
+    hr = np.stack([f[1] for f in frames[:8]]).astype("float32")
+    return float(pixel_loss(hr, generator(lr)))
 
 
 def summary(result, dataset: str) -> dict:

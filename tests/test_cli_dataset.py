@@ -14,12 +14,12 @@ def run(*args, **kw):
 def test_build_prints_version_and_counts(tmp_path):
     clip = write_clip(tmp_path / "a.avi", n=24)
     out = tmp_path / "ds"
-    res = run("dataset", "build", clip, "--out", out, "--patch", "8", "--patches-per-frame", "4")
+    res = run("dataset", "build", clip, "--out", out, "--min-side", "8")
     assert res.returncode == 0, res.stderr
     version = json.loads((out / "dataset.json").read_text())["version"]
     assert f"dataset {version} built" in res.stdout
     assert "validation passed" in res.stdout and "index.html" in res.stdout
-    again = run("dataset", "build", clip, "--out", out, "--patch", "8", "--patches-per-frame", "4")
+    again = run("dataset", "build", clip, "--out", out, "--min-side", "8")
     assert f"dataset {version} unchanged" in again.stdout
 
 
@@ -36,6 +36,6 @@ def test_skipped_inputs_are_named(tmp_path):
     clip = write_clip(tmp_path / "a.avi", n=24)
     empty = tmp_path / "zero.mp4"
     empty.write_bytes(b"")
-    res = run("dataset", "build", clip, empty, "--out", tmp_path / "ds", "--patch", "8")
+    res = run("dataset", "build", clip, empty, "--out", tmp_path / "ds", "--min-side", "8")
     assert res.returncode == 0, res.stderr
     assert "SKIPPED" in res.stderr and "zero.mp4" in res.stderr and "empty" in res.stderr

@@ -1,55 +1,49 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
-from media import write_clip
+from media import texture, write_clip
 
-from videoboost.dataset import (
-    build_dataset,
-    load_info,
-    load_manifest,
-    load_split,
-    load_val_frames,
-)
+from videoboost.dataset import build_dataset, load_frames, load_info, load_manifest
 from videoboost.errors import SourceError
 
 
-def test_build_counts_shapes_and_files(tmp_path, tiny_cfg):
+def test_build_stores_whole_frames_one_row_each(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=24)
     info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert info.validation["success"], info.validation
     m = load_manifest(info.path)
     assert len(m) == info.counts["train"] + info.counts["val"] > 0
-    assert set(m.columns) >= {"source", "frame_index", "split", "y", "x", "content_hash"}
-    lr, hr = load_split(info.path, "train")
-    assert lr.shape[1:] == (8, 8, 3) and hr.shape[1:] == (32, 32, 3)
+    assert set(m.columns) >= {"source", "frame_index", "split", "lr_h", "hr_h", "content_hash"}
+    assert m.frame_index.is_unique  # one row per frame, not per patch
+    frames, rows = load_frames(info.path, "train")
+    assert len(frames) == info.counts["train"] == len(rows)
+    lr, hr = frames[0]
+    assert lr.shape == (24, 32, 3) and hr.shape == (96, 128, 3)
     assert lr.dtype == hr.dtype == np.uint8
-    assert len(lr) == info.counts["train"]
-    frames = load_val_frames(info.path)
-    assert frames and frames[0][1].shape == (96, 128, 3) and frames[0][0].shape == (24, 32, 3)
     assert info.docs.is_file()
     assert json.loads((info.path / "dataset.json").read_text())["version"] == info.version
 
 
-def test_patches_are_aligned_crops(tmp_path, tiny_cfg):
+def test_frames_are_the_source_and_its_degraded_twin(tmp_path, tiny_cfg):
     from videoboost.degrade import degrade, mod_crop
     from videoboost.frames import iter_video_frames
 
-    clip = write_clip(tmp_path / "a.avi", n=12)
+    # 130x98: not a multiple of 4, so the HR frame is mod-cropped (aspect otherwise kept).
+    clip = write_clip(tmp_path / "a.avi", n=12, h=98, w=130)
     info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
-    m = load_manifest(info.path)
-    row = m[m.split == "train"].iloc[0]
-    frame = next(f for f in iter_video_frames(clip) if f.index == row.frame_index)
-    hr = mod_crop(frame.rgb, 4)
-    lr_full = degrade(hr, tiny_cfg.degrade)
-    lr, hr_p = load_split(info.path, "train")
-    y, x = row.y, row.x
-    assert np.array_equal(hr_p[row.shard_index], hr[4 * y : 4 * y + 32, 4 * x : 4 * x + 32])
-    assert np.array_equal(lr[row.shard_index], lr_full[y : y + 8, x : x + 8])
+    frames, rows = load_frames(info.path, "train")
+    decoded = {f.index: f.rgb for f in iter_video_frames(clip)}
+    for (lr, hr), row in zip(frames, rows.itertuples(), strict=True):
+        want = mod_crop(decoded[row.frame_index], 4)
+        assert hr.shape == (96, 128, 3)
+        assert np.array_equal(hr, want)
+        assert np.array_equal(lr, degrade(want, tiny_cfg.degrade))
 
 
-def test_single_source_splits_by_time(tmp_path, tiny_cfg):
+def test_single_video_splits_by_time(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=40)
     info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     m = load_manifest(info.path)
@@ -60,13 +54,24 @@ def test_single_source_splits_by_time(tmp_path, tiny_cfg):
     assert not set(train.content_hash) & set(val.content_hash)
 
 
-def test_several_sources_split_by_source(tmp_path, tiny_cfg):
-    clips = [write_clip(tmp_path / f"{i}.avi", n=10, seed=i) for i in range(4)]
-    info = build_dataset(clips, tmp_path / "ds", tiny_cfg, progress=False)
+def test_every_video_and_stills_folder_contributes_to_both_splits(tmp_path, tiny_cfg):
+    clips = [write_clip(tmp_path / f"{i}.avi", n=20, seed=i) for i in range(2)]
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(stills / f"p{i}.png"), texture(96, 128, seed=10 + i))
+    info = build_dataset([*clips, stills], tmp_path / "ds", tiny_cfg, progress=False)
     m = load_manifest(info.path)
-    per_source = m.groupby("source").split.nunique()
-    assert (per_source == 1).all()  # a source is wholly train or wholly val
-    assert set(m.split) == {"train", "val"}
+    assert (m.groupby("source").split.nunique() == 2).all()
+    photos = m[m.source == "stills"]
+    assert (photos.split == "val").sum() == 2  # val_fraction 0.2 of 10 stills
+    assert set(photos.source_kind) == {"still"}
+    # The stills chosen for validation do not depend on the order of the build.
+    again = build_dataset([stills, *clips], tmp_path / "ds2", tiny_cfg, progress=False)
+    m2 = load_manifest(again.path)
+    assert set(m2[(m2.source == "stills") & (m2.split == "val")].frame_index) == set(
+        photos[photos.split == "val"].frame_index
+    )
 
 
 def test_version_is_stable_and_cached(tmp_path, tiny_cfg):
@@ -74,7 +79,7 @@ def test_version_is_stable_and_cached(tmp_path, tiny_cfg):
     first = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     again = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert again.cached and again.version == first.version
-    # Same content elsewhere, built fresh: same version, same pairs.
+    # Same content elsewhere, built fresh: same version, same frames.
     copy = tmp_path / "copy" / "a.avi"
     copy.parent.mkdir()
     shutil.copy(clip, copy)
@@ -99,13 +104,37 @@ def test_rebuild_with_new_content_replaces_dataset(tmp_path, tiny_cfg):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")] == []
 
 
+def test_an_old_format_dataset_is_rebuilt_not_trusted(tmp_path, tiny_cfg):
+    clip = write_clip(tmp_path / "a.avi", n=16)
+    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    meta = json.loads((info.path / "dataset.json").read_text())
+    (info.path / "dataset.json").write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(SourceError, match="rebuild"):
+        load_info(info.path)
+    again = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    assert not again.cached and load_info(tmp_path / "ds").version == info.version
+
+
+def test_shards_hold_a_bounded_number_of_frames(tmp_path, tiny_cfg):
+    # The writer holds at most one shard in memory, whatever the number of sources.
+    clips = [write_clip(tmp_path / f"{i}.avi", n=12, seed=i) for i in range(3)]
+    cfg = tiny_cfg.model_copy(update={"shard_frames": 4})
+    info = build_dataset(clips, tmp_path / "ds", cfg, progress=False)
+    m = load_manifest(info.path)
+    assert m.groupby("shard").size().max() <= 4
+    assert m.shard.nunique() >= len(m) // 4
+    for shard in (info.path / "shards").glob("*.npz"):
+        with np.load(shard) as z:
+            assert len(z.files) <= 8  # lr_NNNN and hr_NNNN for at most 4 frames
+
+
 def test_bad_sources_are_reported_and_good_ones_kept(tmp_path, tiny_cfg):
     good = write_clip(tmp_path / "good.avi", n=24)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 100)
-    tiny = write_clip(tmp_path / "tiny.avi", n=5, h=16, w=16)  # smaller than one patch at x4
+    tiny = write_clip(tmp_path / "tiny.avi", n=5, h=16, w=16)  # LR 4x4 at x4: no room to crop
     info = build_dataset(
         [good, empty, junk, tiny, tmp_path / "missing.mp4"], tmp_path / "ds", tiny_cfg,
         progress=False,
@@ -113,7 +142,7 @@ def test_bad_sources_are_reported_and_good_ones_kept(tmp_path, tiny_cfg):
     skipped = {s.path.split("/")[-1]: s.skipped for s in info.skipped}
     assert set(skipped) == {"empty.mp4", "junk.mp4", "tiny.avi", "missing.mp4"}
     assert "empty" in skipped["empty.mp4"]
-    assert "smaller than one 32x32 HR patch" in skipped["tiny.avi"]
+    assert "frames of 16x16 are smaller than 32x32" in skipped["tiny.avi"]
     recorded = json.loads((info.path / "dataset.json").read_text())["sources"]
     assert sum(bool(s["skipped"]) for s in recorded) == 4
 
@@ -130,21 +159,16 @@ def test_nothing_usable_raises_and_writes_nothing(tmp_path, tiny_cfg):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]
 
 
-def test_tf_loader_batches_and_augments(tmp_path, tiny_cfg):
-    from videoboost.dataset import make_tf_dataset
+def test_near_constant_frames_are_dropped(tmp_path, tiny_cfg):
+    from media import moving_frames, write_video
 
-    info = build_dataset([write_clip(tmp_path / "a.avi", n=24)], tmp_path / "ds", tiny_cfg,
-                         progress=False)  # fmt: skip
-    ds = make_tf_dataset(info.path, "train", 4, augment=True, seed=0, repeat=True)
-    lr, hr = next(iter(ds))
-    assert lr.shape == (4, 8, 8, 3) and hr.shape == (4, 32, 32, 3)
-    assert lr.dtype.name == "float32" and float(hr.numpy().max()) <= 255
-    # Augmented pairs stay aligned: shrinking HR still matches LR closely.
-    import cv2
-
-    for a, b in zip(lr.numpy(), hr.numpy(), strict=True):
-        shrunk = cv2.resize(b, (8, 8), interpolation=cv2.INTER_AREA)
-        assert np.abs(shrunk - a).mean() < 12
+    frames = moving_frames(20)
+    frames[3:6] = [np.full_like(frames[0], 17)] * 3  # a fade to flat grey
+    clip = write_video(tmp_path / "fade.avi", frames)
+    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    m = load_manifest(info.path)
+    assert not set(m.frame_index) & {3, 4, 5}
+    assert m.hr_std.min() >= tiny_cfg.min_frame_std
 
 
 def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
@@ -156,12 +180,13 @@ def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
     assert sorted(s.path.split("/")[-1] for s in info.sources) == [
         "clip0.avi", "clip1.avi", "clip2.avi",
     ]  # fmt: skip
-    m = load_manifest(info.path)
-    assert (m.groupby("source").split.nunique() == 1).all()
+    assert sorted(load_manifest(info.path).source.unique()) == [
+        "clip0.avi", "clip1.avi", "clip2.avi",
+    ]  # fmt: skip
 
 
 def test_held_out_benchmark_footage_is_never_trained_on(tmp_path, tiny_cfg):
-    from videoboost.evaluate import DEFAULT_SOURCES
+    from videoboost.sources import DEFAULT_SOURCES
 
     bikes = next(p for p in DEFAULT_SOURCES if p.suffix == ".mp4")
     copy = tmp_path / "renamed.mp4"  # a renamed copy is caught by content, not by name
@@ -170,3 +195,13 @@ def test_held_out_benchmark_footage_is_never_trained_on(tmp_path, tiny_cfg):
     info = build_dataset([good, copy], tmp_path / "ds", tiny_cfg, progress=False)
     (skipped,) = info.skipped
     assert skipped.path == str(copy) and "held-out benchmark" in skipped.skipped
+
+
+def test_shipped_training_corpus_is_disjoint_from_the_benchmark():
+    from videoboost.frames import list_images
+    from videoboost.sources import TRAIN_SOURCES, held_out_hashes, source_hash
+
+    held_out = held_out_hashes()
+    files = [f for s in TRAIN_SOURCES for f in (list_images(s) if s.is_dir() else [s])]
+    assert len(files) >= 30  # clips and photos: more than one look
+    assert not {source_hash(f) for f in files} & set(held_out)

@@ -24,6 +24,7 @@ def tiny(**kw) -> TrainConfig:
         steps_per_epoch=25,
         pretrain_epochs=2,
         batch_size=8,
+        crop=8,
         warmup_steps=5,
         val_frames=2,
         learning_rate=2e-3,
@@ -162,3 +163,95 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
     out = np.asarray(generator(x))
     assert out.shape == (1, 52, 84, 3)
     np.testing.assert_allclose(out, np.asarray(ckpt(x)), atol=1e-4)
+
+    # --init champion without a champion is a clear error; a warm start records its lineage.
+    from videoboost.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound, match="no champion yet"):
+        train_run(dataset, cfg, progress=False, init="champion")
+    client.set_registered_model_alias(MODEL_NAME, "champion", "1")
+    child = train_run(dataset, cfg, progress=False, init="champion")
+    assert child["version"] == "2" and child["parent"] == f"models:/{MODEL_NAME}@champion"
+    run_tags = client.get_run(child["run_id"]).data.tags
+    assert run_tags["parent_version"] == "1"
+    assert run_tags["parent_model_uri"] == f"models:/{MODEL_NAME}@champion"
+    assert client.get_model_version(MODEL_NAME, "2").tags["parent_version"] == "1"
+
+
+def test_minutes_budget_stops_on_time_and_resumes(dataset, tmp_path):
+    # 0.1 min = 6 s of training, with far more epochs than fit in it: the clock ends the run.
+    cfg = tiny(minutes=0.1, pretrain_epochs=0, steps_per_epoch=5)
+    result = train(dataset, cfg, tmp_path, progress=False)
+    assert result.elapsed_s >= 6 and result.steps > 0
+    assert not result.stopped_early  # the budget, not early stopping, ended it
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["extra"]["elapsed_s"] >= 6
+    assert state["extra"]["crops_drawn"] == result.steps * cfg.batch_size
+    # Resumed with the budget spent, it stops after the first step (the check runs per step).
+    again = train(dataset, cfg, tmp_path, resume=True, progress=False)
+    assert again.history[: len(result.history)] == result.history
+    assert again.steps == result.steps + 1
+
+    # A longer budget resumes from the checkpoint and trains on until it too is spent.
+    longer = tiny(minutes=0.3, pretrain_epochs=0, steps_per_epoch=5)
+    more = train(dataset, longer, tmp_path, resume=True, progress=False)
+    assert more.steps > again.steps and more.epochs_done > again.epochs_done
+    assert more.elapsed_s >= 18
+    assert more.history[: len(again.history)] == again.history
+
+
+def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path):
+    from videoboost.shards import load_frames
+    from videoboost.train import WholeFrameValidation
+
+    parent = train(dataset, tiny(pretrain_epochs=2), tmp_path / "parent", progress=False)
+    frames, _ = load_frames(dataset, "val", limit=2)
+    check = WholeFrameValidation(frames, 4)
+    parent_psnr = check.score(parent.generator)["val_psnr"]
+    assert parent_psnr > check.bic_psnr + 0.1  # the parent learned something
+
+    class FirstStep(keras.callbacks.Callback):
+        """Validation PSNR of the generator before its first step (epoch 0)."""
+
+        def on_train_begin(self, logs=None):
+            self.psnr = check.score(self.model.generator)["val_psnr"]
+
+    warm, cold = FirstStep(), FirstStep()
+    cfg = tiny(pretrain_epochs=1, steps_per_epoch=1, learning_rate=1e-7)
+    train(dataset, cfg, tmp_path / "warm", init=parent.generator, callbacks=[warm],
+          progress=False)  # fmt: skip
+    train(dataset, cfg, tmp_path / "cold", callbacks=[cold], progress=False)
+    assert warm.psnr == pytest.approx(parent_psnr, abs=1e-6)
+    assert cold.psnr == pytest.approx(check.bic_psnr, abs=0.01)
+
+
+def test_warm_start_from_another_architecture_is_refused(dataset, tmp_path):
+    from models.networks import build_generator
+    from videoboost.errors import VideoBoostError
+
+    other = build_generator(GeneratorConfig(tier="quality", filters=8, blocks=1, scale=4))
+    with pytest.raises(VideoBoostError, match="same tier"):
+        train(dataset, tiny(), tmp_path, init=other, progress=False)
+
+
+def test_gan_phase_that_costs_quality_is_reverted(dataset, tmp_path):
+    scores = iter([30.0, 29.5])  # benchmark PSNR after the pixel phase, then after the GAN
+
+    cfg = tiny(pretrain_epochs=1, gan_epochs=1, steps_per_epoch=5,
+               discriminator={"filters": 4, "blocks": 2})  # fmt: skip
+    result = train(dataset, cfg, tmp_path, scorer=lambda g: next(scores), progress=False)
+    assert result.gan_check == {
+        "bench_psnr_pixel": 30.0, "bench_psnr_gan": 29.5, "kept": "pixel"
+    }  # fmt: skip
+    pixel = keras.models.clone_model(result.generator)
+    pixel.load_weights(tmp_path / "pixel_phase.weights.h5")
+    for a, b in zip(pixel.get_weights(), result.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    scores = iter([30.0, 29.95])  # within the 0.1 dB allowance: the adversarial weights stay
+    kept = train(dataset, cfg, tmp_path / "b", scorer=lambda g: next(scores), progress=False)
+    assert kept.gan_check["kept"] == "adversarial"
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(pixel.get_weights(), kept.generator.get_weights(), strict=True)
+    )

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,33 +28,77 @@ def test_good_dataset_passes(dataset):
     assert result.docs.is_file()
 
 
-def test_blank_patches_are_caught(dataset):
+def _rewrite_frame(dataset, edit, index=0):
+    """Apply ``edit(lr, hr) -> (lr, hr)`` to the ``index``-th frame of the first train shard."""
     shard = sorted((dataset / "shards").glob("train-*.npz"))[0]
     with np.load(shard) as z:
-        lr, hr = z["lr"].copy(), z["hr"].copy()
-    hr[:3] = 0
-    lr[:3] = 0
-    np.savez_compressed(shard, lr=lr, hr=hr)
-    result = validate_dataset(dataset)
+        arrays = {k: z[k].copy() for k in z.files}
+    key = f"{index:04d}"
+    arrays[f"lr_{key}"], arrays[f"hr_{key}"] = edit(arrays[f"lr_{key}"], arrays[f"hr_{key}"])
+    np.savez(shard, **arrays)
+
+
+def _assert_refused_with_report(result, *expected):
     assert not result.success
     failed = _failed(result)
-    assert ("expect_column_values_to_be_between", "m_hr_std") in failed
-    # The manifest's hashes no longer match the pixels either.
-    assert ("expect_column_values_to_be_in_set", "m_hash_ok") in failed
+    for e in expected:
+        assert e in failed, failed
+    assert result.docs.is_file()
+    with pytest.raises(ValidationFailed) as err:
+        result.raise_for_failure()
+    assert str(result.docs) in str(err.value)
+
+
+def test_blank_frames_are_caught(dataset):
+    for i in range(3):
+        _rewrite_frame(dataset, lambda lr, hr: (lr * 0, hr * 0), index=i)
+    result = validate_dataset(dataset)
+    _assert_refused_with_report(
+        result,
+        ("expect_column_values_to_be_between", "m_hr_std"),
+        # The manifest's hashes no longer match the pixels either.
+        ("expect_column_values_to_be_in_set", "m_hash_ok"),
+    )
     assert "3 of" in " ".join(f.detail for f in result.failures if f.column == "m_hr_std")
 
 
-def test_leaked_hash_between_splits_is_caught(dataset):
+def test_misaligned_pair_is_refused(dataset):
+    # HR shifted by 8 px (2 LR px): same shapes and statistics, but it no longer matches its LR.
+    _rewrite_frame(dataset, lambda lr, hr: (lr, np.roll(hr, 8, axis=(0, 1))))
+    _rewrite_frame(dataset, lambda lr, hr: (lr, np.roll(hr, -8, axis=1)), index=1)
+    result = validate_dataset(dataset)
+    _assert_refused_with_report(result, ("expect_column_values_to_be_between", "align_mad"))
+
+
+def test_wrong_scale_is_refused(dataset):
+    # A x2 pair in a x4 dataset: HR is twice, not four times, its LR.
+    def x2(lr, hr):
+        return cv2.resize(
+            hr, (hr.shape[1] // 2, hr.shape[0] // 2), interpolation=cv2.INTER_AREA
+        ), hr
+
+    _rewrite_frame(dataset, x2)
+    result = validate_dataset(dataset)
+    _assert_refused_with_report(
+        result,
+        ("expect_column_values_to_be_in_set", "ratio_h"),
+        ("expect_column_values_to_be_in_set", "ratio_w"),
+    )
+
+
+def test_leaked_frame_between_splits_is_refused(dataset):
     m = load_manifest(dataset)
     leak = m[m.split == "train"].iloc[[0]].assign(split="val")
     pd.concat([m, leak]).to_csv(dataset / "manifest.csv", index=False)
     result = validate_dataset(dataset)
-    failed = _failed(result)
-    assert ("expect_column_values_to_be_in_set", "leaked") in failed
-    assert ("expect_column_values_to_be_unique", "content_hash") in failed
+    _assert_refused_with_report(
+        result,
+        ("expect_column_values_to_be_in_set", "leaked"),
+        ("expect_column_values_to_be_unique", "content_hash"),
+    )
 
 
-def test_too_few_pairs_per_split(dataset):
+def test_too_few_frames_per_split(dataset):
     m = load_manifest(dataset)
     m[m.split == "train"].iloc[:0].pipe(lambda t: pd.concat([t, m[m.split == "val"].iloc[:1]]))\
         .pipe(lambda t: pd.concat([t, m[m.split == "train"].iloc[:1]]))\

@@ -94,7 +94,7 @@ def audio_packets(path: Path) -> list[bytes]:
 
 
 def training_dataset(root: Path) -> Path:
-    """A built x4 dataset of 8-px LR patches from a 30-frame synthetic clip (for training tests)."""
+    """A built x4 dataset of whole 32x24 LR frames from a 30-frame synthetic clip (training tests)."""
     from media import write_clip
 
     from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
@@ -103,8 +103,7 @@ def training_dataset(root: Path) -> Path:
     cfg = DatasetConfig(
         degrade=DegradeConfig(scale=4),
         sampling=SamplingConfig(dedupe_threshold=0),
-        patch=8,
-        patches_per_frame=8,
+        min_lr_side=8,
         min_per_split=2,
     )
     return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
@@ -121,6 +120,7 @@ def tiny_train_cfg():
         pretrain_epochs=2,
         gan_epochs=0,
         batch_size=8,
+        crop=8,
         warmup_steps=5,
         val_frames=2,
         learning_rate=3e-3,
