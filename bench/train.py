@@ -83,7 +83,7 @@ def run_tier(
         generator=TIERS[tier],
         minutes=minutes,
         pretrain_epochs=0,
-        steps_per_epoch=300 if tier == "fast" else 100,
+        steps_per_epoch=500 if tier == "fast" else 150,
         early_stopping_patience=1000,  # the clock decides
         val_frames=6,
         sample_every=1000,

@@ -26,12 +26,12 @@ from videoboost.state import configure_environment, home
 MAIN_JOB_TRAIN = TrainConfig(
     generator=GeneratorConfig(tier="fast", filters=64, scale=4),
     discriminator=DiscriminatorConfig(filters=16, blocks=3),
-    steps_per_epoch=300,
+    steps_per_epoch=400,
     pretrain_epochs=0,
     gan_epochs=1,
     minutes=6.0,
     gan_share=0.1,
-    val_frames=6,
+    val_frames=4,
 )
 # Every 5th frame of a clip, at most 40 per clip, near-duplicates skipped; every photo. A tenth
 # held out for validation (the end of each clip, 3 of the photos).

@@ -79,9 +79,14 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
         second["dataset"]["cached"] and second["dataset"]["version"] == first["dataset"]["version"]
     )
     assert second["run"]["version"] == "2"
-    # Same data, same seed: the candidate cannot beat the champion by the margin.
-    assert second["promotion"]["decision"] in {"rejected", "unchanged"}
-    assert second["bento"] is None
+    # The second retrain builds on the first: warm-started from the champion, lineage recorded.
+    assert second["run"]["warm_start"] == f"models:/{MODEL_NAME}@champion"
+    assert client.get_run(second["run"]["run_id"]).data.tags["parent_version"] == "1"
+    assert client.get_model_version(MODEL_NAME, "2").tags["parent_version"] == "1"
+    assert "parent_version" not in client.get_model_version(MODEL_NAME, "1").tags
+    decision = second["promotion"]["decision"]
+    assert decision in {"promoted", "rejected", "unchanged"}
+    assert (second["bento"] is not None) == (decision == "promoted")
 
 
 @pytest.mark.slow

@@ -161,9 +161,7 @@ def make_tf_dataset(
         # A few positions; the first that is not flat wins (else the last drawn).
         for a in range(_ATTEMPTS):
             y = tf.minimum(tf.cast(r[2 + 2 * a] * tf.cast(h - p + 1, tf.float32), tf.int64), h - p)
-            x = tf.minimum(
-                tf.cast(r[3 + 2 * a] * tf.cast(w - p + 1, tf.float32), tf.int64), w - p
-            )
+            x = tf.minimum(tf.cast(r[3 + 2 * a] * tf.cast(w - p + 1, tf.float32), tf.int64), w - p)
             lr = _window(tf, lr_flat, lr_off[frame], w, y, x, p)
             std = tf.math.reduce_std(tf.cast(lr, tf.float32))
             if best is None:

@@ -215,6 +215,12 @@ def make_epoch_logger(samples_dir: Path):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             metrics = {k: float(logs[k]) for k in EPOCH_KEYS if k in logs}
+            # The discriminator's numbers exist only in the adversarial phase; logging them as 0
+            # before made the charts look broken. `phase` (1 pixel, 2 adversarial) shows which.
+            adversarial = getattr(self.model, "mode", None) == "adversarial"
+            if not adversarial:
+                metrics = {k: v for k, v in metrics.items() if k not in ("d_loss", "adv_loss")}
+            metrics["phase"] = 2.0 if adversarial else 1.0
             with_store_retries(
                 lambda: mlflow.log_metrics(metrics, step=epoch + 1), "logging epoch metrics"
             )

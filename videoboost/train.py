@@ -80,7 +80,7 @@ def configure_tf(cfg: TrainConfig):
     set_tf_threads(cfg.threads)
     strategy = build_strategy(cfg)
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
+    if _deterministic(cfg):
         # Multi-threaded reductions otherwise differ run to run; measured cost here is small.
         tf.config.experimental.enable_op_determinism()
     return strategy
@@ -401,6 +401,7 @@ def _train_in_scope(
     if not info.counts.get("val"):
         raise VideoBoostError(f"dataset {dataset_dir} has no validation frames; rebuild it")
     val_frames, _ = load_frames(dataset_dir, "val", limit=cfg.val_frames)
+    val_frames = [_centre(lr, hr, cfg.val_max_side) for lr, hr in val_frames]
     plan = crop_plan(dataset_dir, cfg)
 
     generator = build_generator(cfg.generator)
@@ -462,7 +463,7 @@ def _train_in_scope(
         else:
             g_opt = _pixel_optimizer(cfg, pixel_end * steps)
             timing = [clock.callback()]
-        model.compile(g_opt, None, mode="pixel")
+        model.compile(g_opt, None, mode="pixel", jit_compile=_use_xla(cfg))
         if state is not None:
             _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
         model.fit(
@@ -507,6 +508,15 @@ def _train_in_scope(
         elapsed_s=clock.elapsed(),
         steps=clock.steps,
     )
+
+
+def _centre(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The centre ``side`` x ``side`` LR window of a pair (and its HR twin); small frames whole."""
+    s = hr.shape[0] // lr.shape[0]
+    h, w = lr.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    lr_c = lr[y : y + side, x : x + side]
+    return lr_c, hr[s * y : s * (y + lr_c.shape[0]), s * x : s * (x + lr_c.shape[1])]
 
 
 def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
@@ -576,6 +586,7 @@ def _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, stat
         perceptual_weight=cfg.perceptual_weight,
         gan_type=cfg.gan_type,
         feature_extractor=extractor,
+        jit_compile=_use_xla(cfg),
     )
     if state is not None and state.get("extra", {}).get("gan_started"):
         _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
@@ -591,6 +602,18 @@ def _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, stat
         callbacks=[*timing, *cbs],
         verbose=0,
     )
+
+
+def _deterministic(cfg: TrainConfig) -> bool:
+    # A run the clock ends is not repeatable anyway (its last step depends on the machine's
+    # speed), so it does not pay for op determinism, which also rules XLA out in Keras.
+    return cfg.deterministic and cfg.minutes is None
+
+
+def _use_xla(cfg: TrainConfig) -> bool:
+    # Keras refuses XLA under op determinism; only measured (and tested) on one device, so
+    # tf.distribute keeps the plain graph.
+    return cfg.jit_compile and cfg.strategy == "default" and not _deterministic(cfg)
 
 
 def _gan_guard(generator, cfg: TrainConfig, scorer, extra: dict, write_dir: Path) -> dict:
@@ -665,7 +688,11 @@ class TimeBudget(keras.callbacks.Callback):
         self.clock.start()
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.peak_lr is None:
+        # Every 10th step is fine-grained enough for a schedule of minutes, and setting the
+        # rate every step cost ~20% of a fast-tier step.
+        if self.peak_lr is None or (
+            self.clock.steps % 10 and self.clock.steps > self.cfg.warmup_steps
+        ):
             return
         frac = (self.clock.elapsed() - self.start_s) / max(self.deadline - self.start_s, 1e-9)
         frac = min(max(frac, 0.0), 1.0)
