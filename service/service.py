@@ -974,7 +974,12 @@ def _info(facts: dict[str, Any], version: str) -> dict[str, Any]:
         if _TOKEN is not None
         else ""
     )
+    title = f"VideoBoost {x} · {model}"
+    # BentoML's page hides info.title (its index.css), showing only the version badge: the
+    # description repeats the title as its heading so the page shows it.
     description = f"""\
+# {title}
+
 VideoBoost upscales images and videos **{x}** with the GAN generator **{facts["name"]}**, \
 registry version **{facts["version"] or "none (a file import)"}** (BentoML model \
 `{facts["tag"]}`).
@@ -997,7 +1002,7 @@ a missing or unknown field, a parameter out of range), **413** over a limit (the
 in the message), **415** not `multipart/form-data`, or an upload of another media \
 type.{token}
 """
-    return {"title": f"VideoBoost {x} · {model}", "version": version, "description": description}
+    return {"title": title, "version": version, "description": description}
 
 
 _ERROR_SCHEMA = {
@@ -1061,6 +1066,10 @@ def _error_responses(route: str) -> dict[str, Any]:
         "415": answer(
             f"The body is not `multipart/form-data`, or the upload is {kinds}.",
             wrong,
+        ),
+        "500": answer(
+            "A server error; the server log has its traceback.",
+            "An unexpected error has occurred, please check the server log.",
         ),
     }
 

@@ -183,7 +183,7 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         model: MLflow URI (``models:/videoboost-generator@champion``, ``models:/.../3``,
             ``runs:/...``) or a ``.keras``/``.h5`` file; None = the registry's champion.
         reuse: return an existing BentoML model imported from the same registry version (or
-            the same file content) instead of adding a copy.
+            the same file content), with the same benchmark tags, instead of adding a copy.
 
     Returns:
         The ``bentoml.Model`` (``.tag``, ``.info.labels``, ``.path``).
@@ -210,15 +210,21 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         bentoml = _bentoml()
         from bentoml.exceptions import NotFound
 
+        details = _registry_details(info.get("version"))
+        metrics = {k: v for k, v in details.items() if k.startswith(_METRIC_TAG_PREFIXES)}
         if reuse:
             try:
                 existing = bentoml.models.list(BENTO_MODEL)
             except NotFound:  # no model of that name yet
                 existing = []
             for candidate in existing:
-                if candidate.info.labels.get("source_key") == key:
+                # Same source, and its scores still the registry's: a version evaluated since
+                # its import is imported again, so the bento states the current figures.
+                labels = candidate.info.labels
+                if labels.get("source_key") == key and metrics == {
+                    k: v for k, v in labels.items() if k.startswith(_METRIC_TAG_PREFIXES)
+                }:
                     return candidate
-        details = _registry_details(info.get("version"))
         labels = {
             "mlflow_model": MODEL_NAME if info.get("version") is not None else "",
             "mlflow_version": str(info.get("version") or ""),
@@ -226,7 +232,7 @@ def import_model(model: str | None = None, *, reuse: bool = True):
             "scale": str(info["scale"]),
             "source": str(info["uri"]),
             "source_key": key,
-            **{k: v for k, v in details.items() if k.startswith(_METRIC_TAG_PREFIXES)},
+            **metrics,
         }
         metadata = {
             "scale": int(info["scale"]),
@@ -237,7 +243,6 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         gain, gain_source = benchmark_gain(details, lambda: _run_metrics(details.get("run_id")))
         if gain is not None:  # the service's OpenAPI page states it
             metadata.update(bench_psnr_gain=gain, bench_psnr_gain_source=gain_source)
-            labels.setdefault("bench_psnr_gain", str(gain))
         with bentoml.models.create(BENTO_MODEL, labels=labels, metadata=metadata) as bento_model:
             shutil.copyfile(keras_file, bento_model.path_of(MODEL_FILE))
     return bento_model
