@@ -884,11 +884,9 @@ def _validation_message(exc: ValidationError) -> str:
     )
 
 
-def _spill(upload: UploadFile) -> Path:
-    """Copy an upload to a private temp file (0600) named ``videoboost-probe-*``."""
-    fd, name = tempfile.mkstemp(
-        prefix="videoboost-probe-", suffix=_safe_suffix(upload.filename) or ""
-    )
+def _spill(upload: UploadFile, suffix: str | None) -> Path:
+    """Copy an upload to a private temp file (0600) named ``videoboost-probe-*<suffix>``."""
+    fd, name = tempfile.mkstemp(prefix="videoboost-probe-", suffix=suffix or "")
     with os.fdopen(fd, "wb") as out:
         upload.file.seek(0)
         shutil.copyfileobj(upload.file, out, 2**20)
@@ -915,8 +913,9 @@ async def _check_video_submit(scope: dict, body: bytes) -> BentoMLException | No
         values = await _check_form(await _read_form(request, method.route), _SUBMIT_SHAPE)
         upload = (await request.form()).get("video")
         if isinstance(upload, UploadFile):
+            suffix = _safe_suffix(upload.filename)  # before _video_part reduces the name to it
             _video_part(upload)  # 415 before anything is written
-            spilled = await asyncio.to_thread(_spill, upload)
+            spilled = await asyncio.to_thread(_spill, upload, suffix)
             values["video"] = spilled
         try:
             checked = method.input_spec.model_validate(values)
