@@ -29,6 +29,7 @@ SCALE = 4
 BUDGET = 40_000  # pixels per image (VIDEOBOOST_SERVE_MAX_INPUT_PIXELS; env beats bento args)
 MAX_IMAGE_MB = 1
 SEGMENT_FRAMES = 4
+GAIN_DB = "0.42"  # the shared champion's bench_psnr_gain tag, as a promotion writes it
 TOKEN = "t0k3n-for-tests_only.Zx9~+/="  # every character the token may contain
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -60,8 +61,11 @@ def clean_env(home: Path, bento_home: Path) -> dict[str, str]:
     return env
 
 
-def register_champion(home: Path, scale: int) -> str:
-    """Register a tiny generator in a fresh store under ``home``; make it the champion."""
+def register_champion(home: Path, scale: int, tags: dict[str, str] | None = None) -> str:
+    """Register a tiny generator in a fresh store under ``home``; make it the champion.
+
+    ``tags``: extra tags of the registry version (e.g. a promotion's ``bench_psnr_gain``).
+    """
     with pytest.MonkeyPatch.context() as mp:
         for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             mp.delenv(key, raising=False)
@@ -72,7 +76,10 @@ def register_champion(home: Path, scale: int) -> str:
 
         from videoboost.tracking import CHAMPION, MODEL_NAME
 
-        MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+        client = MlflowClient()
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(MODEL_NAME, version, key, value)
     return version
 
 
@@ -122,16 +129,18 @@ def serve_bento(
     serve_env: dict[str, str] | None = None,
     headers: dict | None = None,
     host: str | None = "127.0.0.1",
+    tags: dict[str, str] | None = None,
 ) -> Iterator[SimpleNamespace]:
     """Champion -> `videoboost bento build` -> `bentoml serve` on a free port.
 
     ``host=None`` passes no ``--host`` (the service's own default bind address applies).
+    ``tags``: extra tags of the champion's registry version.
     Yields ``client`` (httpx, base URL set, ``headers`` sent), ``url``, ``port``, ``tag``,
     ``version``, ``root``, ``bento_home``, ``proc`` (the server process, for RSS readings) and
     ``log`` (its log path).
     """
     home, bento_home = root / "state", root / "bentoml"
-    version = register_champion(home, scale)
+    version = register_champion(home, scale, tags)
     env = clean_env(home, bento_home)
     tag = build_bento(root, env)
     port = free_port()
@@ -168,8 +177,9 @@ def serve_bento(
 @contextlib.contextmanager
 def shared_server(root: Path) -> Iterator[SimpleNamespace]:
     """The one server of the test session: small limits (so 413s are cheap to provoke), the API
-    token set (its client sends it), no ``--host`` (the default bind is under test) and a
-    private ``TMPDIR`` (so tests can see every temporary file it makes): ``tmp``."""
+    token set (its client sends it), no ``--host`` (the default bind is under test), a
+    private ``TMPDIR`` (so tests can see every temporary file it makes): ``tmp``, and a
+    benchmark gain on the champion (:data:`GAIN_DB`, shown on the OpenAPI page)."""
     tmp = root / "tmp"
     tmp.mkdir(mode=0o700)
     serve_env = {
@@ -179,6 +189,7 @@ def shared_server(root: Path) -> Iterator[SimpleNamespace]:
         "VIDEOBOOST_API_TOKEN": TOKEN,
         "TMPDIR": str(tmp),
     }
-    with serve_bento(root, SCALE, serve_env, headers=AUTH, host=None) as served:
+    tags = {"bench_psnr_gain": GAIN_DB}
+    with serve_bento(root, SCALE, serve_env, headers=AUTH, host=None, tags=tags) as served:
         served.tmp = tmp
         yield served

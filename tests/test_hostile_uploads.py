@@ -492,8 +492,12 @@ def test_client_file_names_are_never_paths(served, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", 4, audio_streams=0)
     status, _ = _video_task(served, ("../../../../evil.mp4", clip.read_bytes(), "video/mp4"))
     assert status == "completed"
-    status, r = _video_task(served, ("clip.mp4", clip.read_bytes(), "video/mp4"), {"height": 8640})
-    _assert_error(r, 400, "output limit")  # 48x32 -> 12960x8640 is over 40 000 x 4^2
+    r = served.client.post(  # refused at submit: 48x32 -> 12960x8640 is over 40 000 x 4^2
+        "/upscale_video/submit",
+        files={"video": ("../../evil.mp4", clip.read_bytes(), "video/mp4")},
+        data={"height": 8640},
+    )
+    _assert_error(r, 400, "output limit")
     root = served.tmp.parent  # where "../" from a request folder would land
     assert not [p for p in root.rglob("*") if "evil" in p.name or "passwd" in p.name]
 

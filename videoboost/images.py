@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 from collections.abc import Collection
 from pathlib import Path
@@ -58,10 +59,18 @@ def read_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow refuses > 2 x MAX_IMAGE_PIXELS from the header alone (the warning half of
         # the check only raises when warnings are errors); either way nothing was decoded.
-        limit = f"; the limit is {max_pixels} pixels" if max_pixels is not None else ""
-        raise ImageTooLarge(
-            f"{name}: refused before decoding, the header declares too many pixels ({exc}){limit}"
-        ) from exc
+        # With a budget of our own, only that one is named: quoting Pillow's limit too gave
+        # two conflicting limits in one message.
+        if max_pixels is None:
+            message = f"refused before decoding, the header declares too many pixels ({exc})"
+        else:
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{declared[1]} pixels" if declared else f"more than {max_pixels} pixels"
+            message = (
+                f"refused before decoding: the header declares {size}, above the limit of "
+                f"{max_pixels} pixels; downscale it first"
+            )
+        raise ImageTooLarge(f"{name}: {message}") from exc
     except FileNotFoundError as exc:
         raise InvalidImage(f"{name}: no such file") from exc
     except UnidentifiedImageError as exc:

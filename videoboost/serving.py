@@ -6,7 +6,8 @@ model named like the registered MLflow model (``videoboost-generator``), holding
 
     labels    mlflow_model, mlflow_version, mlflow_run_id, scale, source, and the registry
               version's metric tags (e.g. bench_psnr) -- copied onto the bento by build_bento
-    metadata  the same, plus every tag of the MLflow model version
+    metadata  the same, plus every tag of the MLflow model version, and bench_psnr_gain (the
+              benchmark gain over bicubic, dB) with bench_psnr_gain_source when it is known
 
 ``bentoml build`` then references that model by tag (models are not copied into the bento
 until export or containerize), and :func:`build_bento` pins the tag as the bento argument
@@ -19,10 +20,12 @@ until export or containerize), and :func:`build_bento` pins the tag as the bento
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,49 @@ def _registry_details(version: str | None) -> dict[str, str]:
     return {"run_id": mv.run_id or "", **{k: str(v) for k, v in (mv.tags or {}).items()}}
 
 
+def benchmark_gain(
+    tags: dict[str, str], run_metrics: Callable[[], dict[str, float]] = dict
+) -> tuple[float | None, str]:
+    """The model's benchmark gain over bicubic (dB PSNR) and where it was found.
+
+    Promotion writes ``bench_psnr_gain`` as a tag of the registry version and as a metric of
+    its training run; the tag wins, and the run is read only without it. Returns
+    ``(None, "")`` for a model never benchmarked (or a value that is not a number), which the
+    service then says instead of a figure.
+
+    Args:
+        tags: the registry version's tags.
+        run_metrics: reads the training run's metrics (called only when the tag is missing).
+    """
+    for source, values in (("version tag", lambda: tags), ("run metric", run_metrics)):
+        try:
+            gain = float(values()["bench_psnr_gain"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(gain):
+            return gain, source
+    return None, ""
+
+
+def _run_metrics(run_id: str | None) -> dict[str, float]:
+    """The latest metrics of an MLflow run ({} without a run, or when it cannot be read: the
+    figures are for display, an import does not fail for them)."""
+    if not run_id:
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    from videoboost import tracking
+
+    client = tracking._mlflow().MlflowClient()
+    try:  # one attempt: retries would only delay the import for a figure
+        run = tracking.with_store_retries(
+            lambda: client.get_run(run_id), f"reading run {run_id}", attempts=1
+        )
+    except (MlflowException, VideoBoostError):
+        return {}
+    return dict(run.data.metrics)
+
+
 def _fetch_registered(uri: str, folder: Path) -> tuple[Path, dict[str, Any]] | None:
     """The ``.keras`` file and scale of a logged MLflow Keras model, without TensorFlow.
 
@@ -137,7 +183,7 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         model: MLflow URI (``models:/videoboost-generator@champion``, ``models:/.../3``,
             ``runs:/...``) or a ``.keras``/``.h5`` file; None = the registry's champion.
         reuse: return an existing BentoML model imported from the same registry version (or
-            the same file content) instead of adding a copy.
+            the same file content), with the same benchmark tags, instead of adding a copy.
 
     Returns:
         The ``bentoml.Model`` (``.tag``, ``.info.labels``, ``.path``).
@@ -164,15 +210,21 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         bentoml = _bentoml()
         from bentoml.exceptions import NotFound
 
+        details = _registry_details(info.get("version"))
+        metrics = {k: v for k, v in details.items() if k.startswith(_METRIC_TAG_PREFIXES)}
         if reuse:
             try:
                 existing = bentoml.models.list(BENTO_MODEL)
             except NotFound:  # no model of that name yet
                 existing = []
             for candidate in existing:
-                if candidate.info.labels.get("source_key") == key:
+                # Same source, and its scores still the registry's: a version evaluated since
+                # its import is imported again, so the bento states the current figures.
+                labels = candidate.info.labels
+                if labels.get("source_key") == key and metrics == {
+                    k: v for k, v in labels.items() if k.startswith(_METRIC_TAG_PREFIXES)
+                }:
                     return candidate
-        details = _registry_details(info.get("version"))
         labels = {
             "mlflow_model": MODEL_NAME if info.get("version") is not None else "",
             "mlflow_version": str(info.get("version") or ""),
@@ -180,7 +232,7 @@ def import_model(model: str | None = None, *, reuse: bool = True):
             "scale": str(info["scale"]),
             "source": str(info["uri"]),
             "source_key": key,
-            **{k: v for k, v in details.items() if k.startswith(_METRIC_TAG_PREFIXES)},
+            **metrics,
         }
         metadata = {
             "scale": int(info["scale"]),
@@ -188,6 +240,9 @@ def import_model(model: str | None = None, *, reuse: bool = True):
             "source_uri": str(info["uri"]),
             "mlflow_tags": details,
         }
+        gain, gain_source = benchmark_gain(details, lambda: _run_metrics(details.get("run_id")))
+        if gain is not None:  # the service's OpenAPI page states it
+            metadata.update(bench_psnr_gain=gain, bench_psnr_gain_source=gain_source)
         with bentoml.models.create(BENTO_MODEL, labels=labels, metadata=metadata) as bento_model:
             shutil.copyfile(keras_file, bento_model.path_of(MODEL_FILE))
     return bento_model
