@@ -107,6 +107,8 @@ def configure_environment() -> dict[str, str]:
         "MLFLOW_TRACKING_URI": default_tracking_uri(),
         "BENTOML_HOME": str(root / "bentoml"),
         "PREFECT_HOME": str(root / "prefect"),
+        # Prefect's temporary server gets 20 s to start by default: too short on busy cores.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         # TF's C++ INFO chatter buries our own output; warnings and errors still show.
         "TF_CPP_MIN_LOG_LEVEL": "1",
     }

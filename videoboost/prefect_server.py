@@ -1,0 +1,220 @@
+"""The Prefect API a job talks to: the user's server, or one the job starts and stops itself.
+
+Without ``PREFECT_API_URL`` every Prefect client starts a temporary ("ephemeral") server and
+gives it ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (default 20) to answer; on two
+busy cores that ran out and ``videoboost run`` died with a 45-line traceback. Here the job
+starts ``prefect server start`` on 127.0.0.1 on a free port itself, waits for its health
+endpoint for as long as that same setting says (default :data:`STARTUP_TIMEOUT`, generous),
+points ``PREFECT_API_URL`` at it (child processes inherit it, so they share the one server),
+and stops it on the way out: on success, on error, on Ctrl-C, and (Linux) when the job is
+killed. The database is the same ``$PREFECT_HOME/prefect.db`` the temporary server used, so
+``prefect server start`` afterwards shows every run in the UI.
+
+Plain Python: Prefect runs in the child process; this module imports it only to flush the
+logs and events the job has buffered before the server goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from videoboost.errors import PrefectUnavailable
+
+TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+STARTUP_TIMEOUT = 120.0  # seconds; ~11 s on an idle 2-core machine, several times that loaded
+LOG_NAME = "server.log"  # in $PREFECT_HOME, overwritten by each job
+
+
+def startup_timeout() -> float:
+    """Seconds to wait for a server to answer: ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``
+    when set to a positive number, else :data:`STARTUP_TIMEOUT`."""
+    try:
+        value = float(os.environ.get(TIMEOUT_SETTING, ""))
+    except ValueError:
+        return STARTUP_TIMEOUT
+    return value if value > 0 else STARTUP_TIMEOUT
+
+
+def healthy(api_url: str, timeout: float = 5.0) -> bool:
+    """Whether ``GET {api_url}/health`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as r:
+            return r.status == 200
+    except (OSError, ValueError):  # URLError, refused, reset, timeout; a malformed URL
+        return False
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server gets SIGTERM when the job dies, even by SIGKILL (no orphan)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+class LocalServer:
+    """``prefect server start`` on 127.0.0.1:``port`` with its output in ``log``."""
+
+    def __init__(self, home: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / LOG_NAME
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float) -> None:
+        """Start the server and wait until it is healthy.
+
+        Raises:
+            PrefectUnavailable: it exited, or did not answer within ``timeout`` seconds (it is
+                stopped then).
+        """
+        env = {
+            **os.environ,
+            # A job needs the API and its services, not the UI, the scheduler or late runs.
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        }
+        env.pop("PREFECT_API_URL", None)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "prefect", "server", "start"]
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the job, which stops the server
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        deadline = time.monotonic() + timeout
+        while not healthy(self.api_url, timeout=min(5.0, timeout)):
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise PrefectUnavailable(
+                    f"the Prefect server for this job exited with code {code} before it "
+                    f"answered ({_tail(self.log) or 'no output'}); see {self.log}, or point "
+                    "PREFECT_API_URL at a running server (`prefect server start --host "
+                    "127.0.0.1`)"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PrefectUnavailable(
+                    f"the Prefect server for this job ({self.api_url}) did not answer within "
+                    f"{timeout:g} s "
+                    f"(a busy machine?); raise {TIMEOUT_SETTING} (now {timeout:g}), or start "
+                    "one yourself (`prefect server start --host 127.0.0.1`) and set "
+                    f"PREFECT_API_URL; server log: {self.log}"
+                )
+            time.sleep(0.5)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after 15 s); safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _flush_prefect() -> None:
+    """Send the logs and events Prefect buffered to the server before it stops; otherwise
+    they retry against a dead server at interpreter exit (as ``prefect_test_harness`` does)."""
+    if "prefect" not in sys.modules:
+        return
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    with contextlib.suppress(Exception):
+        run_coro_as_sync(drain())
+
+
+@contextlib.contextmanager
+def prefect_api(home: Path | None = None, timeout: float | None = None) -> Iterator[str]:
+    """A Prefect API URL to run flows against, for the duration of the block.
+
+    With ``PREFECT_API_URL`` set, that server must answer (within ``timeout``); otherwise a
+    server is started for the block and stopped after it. Call it before Prefect is imported:
+    Prefect reads ``PREFECT_API_URL`` once, at import.
+
+    Args:
+        home: where the server's log goes (default ``$PREFECT_HOME``).
+        timeout: seconds to wait for the server (default :func:`startup_timeout`).
+
+    Raises:
+        PrefectUnavailable: the given server does not answer, or ours did not start.
+    """
+    timeout = timeout or startup_timeout()
+    given = os.environ.get("PREFECT_API_URL")
+    if given:
+        if not healthy(given, timeout=min(timeout, 10.0)):
+            raise PrefectUnavailable(
+                f"the Prefect API at {given} (PREFECT_API_URL) does not answer; start that "
+                "server, or unset PREFECT_API_URL and this job starts its own"
+            )
+        yield given
+        return
+    home = Path(home or os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    server = LocalServer(home)
+    try:
+        with contextlib.ExitStack() as stack:
+            server.start(timeout)
+            os.environ["PREFECT_API_URL"] = server.api_url
+            if "prefect.settings" in sys.modules:  # imported already: env is read at import
+                from prefect.settings import PREFECT_API_URL, temporary_settings
+
+                stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+            try:
+                yield server.api_url
+            finally:
+                if server.running:
+                    _flush_prefect()
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
