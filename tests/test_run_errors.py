@@ -81,3 +81,23 @@ def test_own_server_answers_and_stops_on_ctrl_c(tmp_path, monkeypatch):
     assert "PREFECT_API_URL" not in os.environ
     assert not healthy(url, timeout=2)
     assert servers_of(home) == []
+
+
+@pytest.mark.slow
+def test_a_failing_step_ends_in_one_line_without_tracebacks(tmp_path):
+    # A missing source fails the first task: Prefect logs the task and both flows as failed
+    # (one log line each), and no traceback; the last line says what is wrong.
+    home = tmp_path / "state"
+    res = subprocess.run(
+        [sys.executable, "-m", "videoboost.cli", "run", str(tmp_path / "missing.mp4")],
+        cwd=ROOT,
+        env={**os.environ, "VIDEOBOOST_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "missing.mp4: no such file or folder" in last
+    assert servers_of(home / "prefect") == []

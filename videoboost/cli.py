@@ -157,11 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from flows.main_job import main_job, print_report
     from videoboost.errors import PrefectUnavailable
-    from videoboost.prefect_server import prefect_api
+    from videoboost.prefect_server import console_without_tracebacks, prefect_api
 
     # Our own Prefect server (or the user's, checked first), never a temporary one that a
     # busy machine cannot start in time; stopped when the job ends, however it ends.
     with prefect_api() as api_url:
+        console_without_tracebacks()  # the error ends as one line, not three tracebacks
         try:
             result = main_job(args.sources or None)
         except httpx.TransportError as exc:  # the server went away mid-run

@@ -17,6 +17,7 @@ logs and events the job has buffered before the server goes away.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -28,11 +29,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from videoboost.errors import PrefectUnavailable
+from videoboost.errors import PrefectUnavailable, VideoBoostError
 
 TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 STARTUP_TIMEOUT = 120.0  # seconds; ~11 s on an idle 2-core machine, several times that loaded
 LOG_NAME = "server.log"  # in $PREFECT_HOME, overwritten by each job
+# Run links ("View at ...") point where `prefect server start --host 127.0.0.1` serves the UI
+# later, over the same database: the job's own server has no UI and is gone when it ends.
+LATER_UI_URL = "http://127.0.0.1:4200"
 
 
 def startup_timeout() -> float:
@@ -175,6 +179,44 @@ def _flush_prefect() -> None:
         run_coro_as_sync(drain())
 
 
+class _NoTraceback(logging.Formatter):
+    """Formats as ``inner`` does, without the traceback of a :class:`VideoBoostError`."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, VideoBoostError):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None  # for this handler only: restored below
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's console: no traceback for VideoBoost's own errors (imports Prefect).
+
+    Prefect logs every failed task and flow with its traceback, so one unreadable input
+    printed three tracebacks (task, subflow, flow) before the CLI's one-line message. Their
+    message stays (``Task run failed with exception: SourceError('...')``); tracebacks of
+    anything else (bugs) still print, and the flow-run logs on the server keep them all.
+    """
+    import prefect.main  # noqa: F401  (where Prefect sets up its logging)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(
+                handler.formatter, _NoTraceback
+            ):
+                handler.setFormatter(_NoTraceback(handler.formatter or logging.Formatter()))
+
+
 @contextlib.contextmanager
 def prefect_api(home: Path | None = None, timeout: float | None = None) -> Iterator[str]:
     """A Prefect API URL to run flows against, for the duration of the block.
@@ -202,14 +244,18 @@ def prefect_api(home: Path | None = None, timeout: float | None = None) -> Itera
         return
     home = Path(home or os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
     server = LocalServer(home)
+    ui_given = "PREFECT_UI_URL" in os.environ
     try:
         with contextlib.ExitStack() as stack:
             server.start(timeout)
             os.environ["PREFECT_API_URL"] = server.api_url
+            os.environ.setdefault("PREFECT_UI_URL", LATER_UI_URL)
             if "prefect.settings" in sys.modules:  # imported already: env is read at import
-                from prefect.settings import PREFECT_API_URL, temporary_settings
+                from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-                stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+                updates = {PREFECT_API_URL: server.api_url}
+                updates[PREFECT_UI_URL] = os.environ["PREFECT_UI_URL"]
+                stack.enter_context(temporary_settings(updates=updates))
             try:
                 yield server.api_url
             finally:
@@ -217,4 +263,6 @@ def prefect_api(home: Path | None = None, timeout: float | None = None) -> Itera
                     _flush_prefect()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
+        if not ui_given:
+            os.environ.pop("PREFECT_UI_URL", None)
         server.stop()
