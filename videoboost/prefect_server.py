@@ -4,10 +4,10 @@ Without ``PREFECT_API_URL`` every Prefect client starts a temporary ("ephemeral"
 gives it ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (default 20) to answer; on two
 busy cores that ran out and ``videoboost run`` died with a 45-line traceback. Here the job
 starts ``prefect server start`` on 127.0.0.1 on a free port itself, waits for its health
-endpoint for as long as that same setting says (default :data:`STARTUP_TIMEOUT`, generous),
-points ``PREFECT_API_URL`` at it (child processes inherit it, so they share the one server),
-and stops it on the way out: on success, on error, on Ctrl-C, and (Linux) when the job is
-killed. The database is the same ``$PREFECT_HOME/prefect.db`` the temporary server used, so
+endpoint for as long as that same setting says (default 300 s, from
+:func:`videoboost.state.configure_environment`), points ``PREFECT_API_URL`` at it (child
+processes inherit it, so they share the one server), and stops it on the way out: on
+success, on error, on Ctrl-C, and (Linux) when the job is killed. The database is the same ``$PREFECT_HOME/prefect.db`` the temporary server used, so
 ``prefect server start`` afterwards shows every run in the UI.
 
 Plain Python: Prefect runs in the child process; this module imports it only to flush the
@@ -30,9 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from videoboost.errors import PrefectUnavailable, VideoBoostError
+from videoboost.state import PREFECT_STARTUP_TIMEOUT
 
 TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-STARTUP_TIMEOUT = 120.0  # seconds; ~11 s on an idle 2-core machine, several times that loaded
+STARTUP_TIMEOUT = float(PREFECT_STARTUP_TIMEOUT)
 LOG_NAME = "server.log"  # in $PREFECT_HOME, overwritten by each job
 # Run links ("View at ...") point where `prefect server start --host 127.0.0.1` serves the UI
 # later, over the same database: the job's own server has no UI and is gone when it ends.
@@ -56,6 +57,10 @@ def healthy(api_url: str, timeout: float = 5.0) -> bool:
             return r.status == 200
     except (OSError, ValueError):  # URLError, refused, reset, timeout; a malformed URL
         return False
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
@@ -120,7 +125,9 @@ class LocalServer:
                 start_new_session=True,  # Ctrl-C reaches the job, which stops the server
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
-        deadline = time.monotonic() + timeout
+        say(f"prefect: starting a server for this job at {self.api_url} (log: {self.log})")
+        started = time.monotonic()
+        deadline = started + timeout
         while not healthy(self.api_url, timeout=min(5.0, timeout)):
             if self.proc.poll() is not None:
                 code = self.proc.returncode
@@ -141,6 +148,7 @@ class LocalServer:
                     f"PREFECT_API_URL; server log: {self.log}"
                 )
             time.sleep(0.5)
+        say(f"prefect: server ready after {time.monotonic() - started:.0f} s")
 
     @property
     def running(self) -> bool:
