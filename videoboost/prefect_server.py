@@ -69,14 +69,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the server gets SIGTERM when the job dies, even by SIGKILL (no orphan)."""
+def _parent_death_signal():
+    """Linux: a function for ``preexec_fn`` that makes the child get SIGTERM when the job
+    dies, even by SIGKILL (no orphaned server). Looked up here, in the parent: the child
+    between fork and exec should only call it (loading a library there can deadlock)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _tail(path: Path, lines: int = 1) -> str:
@@ -123,7 +128,7 @@ class LocalServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the job, which stops the server
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_parent_death_signal(),
             )
         say(f"prefect: starting a server for this job at {self.api_url} (log: {self.log})")
         started = time.monotonic()
