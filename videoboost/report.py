@@ -24,6 +24,7 @@ from typing import Any
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 
 _HIDDEN_KWARGS = {"column", "batch_id"}
+_KWARG_ORDER = ("min_value", "max_value", "value_set", "mostly")  # then the rest, by name
 _MAX_VALUE_CHARS = 300
 
 _STYLE = """
@@ -77,6 +78,8 @@ def _text(value: Any) -> str:
 
 def _kwargs(config: Mapping[str, Any]) -> str:
     kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k not in _HIDDEN_KWARGS}
+    order = {k: i for i, k in enumerate(_KWARG_ORDER)}
+    kwargs = dict(sorted(kwargs.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
     if not kwargs:
         return '<span class="muted">none</span>'
     return "<br>".join(f"<code>{html.escape(k)}={_text(v)}</code>" for k, v in kwargs.items())
