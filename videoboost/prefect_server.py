@@ -110,10 +110,17 @@ class LocalServer:
         """
         env = {
             **os.environ,
-            # A job needs the API and its services, not the UI, the scheduler or late runs.
+            # What Prefect's temporary server runs, no more: the API, the task-run recorder and
+            # the event services. Not the UI, nor the loops a long-lived server needs (each
+            # polls the database, all job long).
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_ENABLED": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
         }
