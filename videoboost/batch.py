@@ -7,6 +7,7 @@ resumable video segments; a failing input is reported and the others go on.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -186,10 +187,9 @@ def upscale_jobs(
         progress: show a progress bar (frames, frames/s) on stderr.
         log: where per-file lines go.
     """
-    from tqdm import tqdm
-
     from videoboost.engine import plan_output
     from videoboost.images import read_image, write_png
+    from videoboost.progress import LineProgress, progress_bar
     from videoboost.videoio import probe, upscale_video
 
     cfg = upscaler.config
@@ -206,14 +206,18 @@ def upscale_jobs(
                 counts[job.src] = 0  # reported when the job runs
         else:
             counts[job.src] = 1
-    bar = tqdm(
+    # In a log (not a terminal): a line per file and per finished video segment, not frames.
+    bar = progress_bar(
         total=sum(counts.values()) or None,
+        desc="upscale",
         unit="frame",
-        disable=not progress,
-        dynamic_ncols=True,
+        enabled=progress,
         file=sys.stderr,
+        every=math.inf,
+        dynamic_ncols=True,
     )
     say = (lambda line: bar.write(line, file=sys.stderr)) if progress else log
+    lines = progress and isinstance(bar, LineProgress)
     notes: set[str] = set()
 
     def note(in_h: int, in_w: int) -> None:
@@ -258,6 +262,11 @@ def upscale_jobs(
                         job_key=job_key,
                         crf=crf,
                         preset=preset,
+                        progress=(
+                            (lambda n, total, name=job.src.name: say(f"{name}: {n}/{total} frames"))
+                            if lines
+                            else None
+                        ),
                     )
                     bar.update(max(0, counts[job.src] - done))  # frames of reused segments
                     detail = f"{result.width}x{result.height}, {result.frames} frames"

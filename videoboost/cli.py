@@ -162,9 +162,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: the Prefect retrain pipeline, then the batch upscaler on the sample."""
-    from flows.main_job import main_job, print_report
+    import httpx
 
-    print_report(main_job(args.sources or None))
+    from flows.main_job import main_job, print_report
+    from videoboost.errors import PrefectUnavailable
+    from videoboost.prefect_server import console_without_tracebacks, prefect_api
+
+    # Our own Prefect server (or the user's, checked first), never a temporary one that a
+    # busy machine cannot start in time; stopped when the job ends, however it ends.
+    with prefect_api() as api_url:
+        console_without_tracebacks()  # the error ends as one line, not three tracebacks
+        try:
+            result = main_job(args.sources or None)
+        except httpx.TransportError as exc:  # the server went away mid-run
+            raise PrefectUnavailable(
+                f"the Prefect API at {api_url} stopped answering ({type(exc).__name__}: "
+                f"{exc}); check that server (or its log) and run the job again"
+            ) from None
+    print_report(result)
     return 0
 
 

@@ -41,6 +41,10 @@ class StoreUnavailable(VideoBoostError):
     exit_code = 5
 
 
+class PrefectUnavailable(StoreUnavailable):
+    """The Prefect API a flow needs does not answer (or the job's own server did not start)."""
+
+
 class PromotionConflict(VideoBoostError):
     """The registry changed while a promotion or rollback was deciding (another promotion ran)."""
 

@@ -30,6 +30,12 @@ TELEMETRY_OFF = {
 }
 
 
+# Seconds a Prefect server may take to answer. Idle it takes ~11 s; with 2 cores loaded by
+# other work a first start (database migrations) took 118 s. Waiting ends early when the
+# server process exits, so a generous bound only costs time when a server hangs.
+PREFECT_STARTUP_TIMEOUT = 300
+
+
 def home() -> Path:
     """The state folder: ``$VIDEOBOOST_HOME`` or ``./.state``."""
     return Path(os.environ.get("VIDEOBOOST_HOME") or Path.cwd() / ".state").resolve()
@@ -107,6 +113,8 @@ def configure_environment() -> dict[str, str]:
         "MLFLOW_TRACKING_URI": default_tracking_uri(),
         "BENTOML_HOME": str(root / "bentoml"),
         "PREFECT_HOME": str(root / "prefect"),
+        # Prefect's default, 20 s, is too short on busy cores (also used by `videoboost run`).
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(PREFECT_STARTUP_TIMEOUT),
         # TF's C++ INFO chatter buries our own output; warnings and errors still show.
         "TF_CPP_MIN_LOG_LEVEL": "1",
     }
