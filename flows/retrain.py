@@ -92,12 +92,30 @@ def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
     return init
 
 
+def _epoch_log(logger):
+    """A Keras callback writing one line per epoch to the flow-run log (what the Prefect UI
+    shows of training; the console has its own progress)."""
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            phase = getattr(self.model, "mode", None) or "pixel"
+            parts = [f"{k} {logs[k]:.4f}" for k in ("pixel_loss", "adv_loss") if k in logs]
+            parts += [f"{k} {logs[k]:.2f} dB" for k in ("val_psnr", "val_psnr_gain") if k in logs]
+            logger.info("epoch %d (%s): %s", epoch + 1, phase, ", ".join(parts))
+
+    return EpochLog()
+
+
 @task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def train_task(dataset_dir: str, cfg: TrainConfig, init: str | None = None) -> dict[str, Any]:
     from videoboost.tracking import train_run
 
     init = _warm_start_from(init, cfg)
-    result = train_run(dataset_dir, cfg, progress=True, init=init)
+    result = train_run(
+        dataset_dir, cfg, progress=True, init=init, callbacks=[_epoch_log(get_run_logger())]
+    )
     summary = {
         "run_id": result["run_id"],
         "version": result["version"],

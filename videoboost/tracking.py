@@ -14,7 +14,7 @@ import re
 import subprocess
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -322,6 +322,7 @@ def train_run(
     progress: bool = True,
     register_model: bool = True,
     init: str | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train with every epoch logged to MLflow, then log and register the generator.
 
@@ -388,7 +389,7 @@ def train_run(
                 dataset_dir,
                 cfg,
                 work_dir,
-                callbacks=[logger],
+                callbacks=[logger, *callbacks],
                 resume=bool(resume_run_id),
                 progress=progress,
                 init=parent,
