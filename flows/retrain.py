@@ -101,7 +101,8 @@ def _epoch_log(logger):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             phase = getattr(self.model, "mode", None) or "pixel"
-            parts = [f"{k} {logs[k]:.4f}" for k in ("pixel_loss", "adv_loss") if k in logs]
+            keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
+            parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
             parts += [f"{k} {logs[k]:.2f} dB" for k in ("val_psnr", "val_psnr_gain") if k in logs]
             logger.info("epoch %d (%s): %s", epoch + 1, phase, ", ".join(parts))
 

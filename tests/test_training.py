@@ -146,6 +146,10 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
     tags = finished.data.tags
     assert tags["dataset_version"] and tags["dataset_path"] == str(dataset) and tags["git_commit"]
     assert finished.data.params["generator.tier"] == "fast"
+    # A readable name, and the classic training view of the MLflow UI (not the GenAI one).
+    assert finished.info.run_name.startswith("fast-x4-" + tags["dataset_version"][:8])
+    experiment = client.get_experiment(finished.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert finished.inputs.dataset_inputs, "dataset logged as an MLflow input"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"dataset", "samples", "config.json"} <= artifacts

@@ -94,7 +94,13 @@ def setup() -> str:
         exp = mlflow.get_experiment_by_name(EXPERIMENT)
         location = state.artifact_location(uri)
         if exp is None:
-            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+            # Without this tag MLflow 3.17's UI opens the experiment in its GenAI view (traces,
+            # tokens); this is a model-training experiment.
+            return mlflow.create_experiment(
+                EXPERIMENT,
+                artifact_location=location,
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            )
         # The location is fixed when the experiment is created: say so rather than silently
         # writing elsewhere than VIDEOBOOST_ARTIFACT_ROOT asks.
         if os.environ.get("VIDEOBOOST_ARTIFACT_ROOT") and not exp.artifact_location.startswith(
@@ -362,8 +368,15 @@ def train_run(
         parent, parent_info = load_init(init, cfg.generator.scale)
     scorer = benchmark_scorer(cfg.generator.scale) if cfg.gan_epochs else None
 
+    # Readable in the runs list: tier, scale, dataset version, start time (UTC).
+    run_name = None if resume_run_id else (
+        f"{cfg.generator.tier}-x{cfg.generator.scale}-{info.version[:8]}-"
+        f"{time.strftime('%m%d-%H%M', time.gmtime())}"
+    )  # fmt: skip
     with with_store_retries(
-        lambda: mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id),
+        lambda: mlflow.start_run(
+            run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name
+        ),
         "starting the run",
     ) as run:
         run_id = run.info.run_id

@@ -240,7 +240,8 @@ class EpochProgress(keras.callbacks.Callback):
             return
         logs = logs or {}
         phase = getattr(self.model, "mode", None) or "pixel"
-        parts = [f"{k} {logs[k]:.4f}" for k in ("pixel_loss", "adv_loss") if k in logs]
+        keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
+        parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
         parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
         minutes = (time.perf_counter() - self.started) / 60
         line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + ", ".join(parts)
