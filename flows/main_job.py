@@ -19,7 +19,7 @@ from videoboost.config import (
 from videoboost.sources import SAMPLE_CLIP, TRAIN_SOURCES
 from videoboost.state import configure_environment, home
 
-# About six minutes of training on 2 CPU cores (the clock, not an epoch count, ends it, so a
+# About five and a half minutes of training on 2 CPU cores (the clock, not an epoch count, ends it, so a
 # slow machine trains fewer steps rather than for longer), the last part adversarial, so every
 # stage of the pipeline runs. Fresh crops of the bundled corpus every step; the second
 # `make run` warm-starts from the first one's champion.
@@ -29,7 +29,7 @@ MAIN_JOB_TRAIN = TrainConfig(
     steps_per_epoch=400,
     pretrain_epochs=0,
     gan_epochs=1,
-    minutes=6.0,
+    minutes=5.5,
     gan_share=0.1,
     val_frames=4,
 )
