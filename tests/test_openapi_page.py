@@ -20,6 +20,8 @@ import json
 import re
 import sqlite3
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -27,13 +29,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from bento import BUDGET, GAIN_DB, SCALE
+import yaml
+from bento import BUDGET, GAIN_DB, SCALE, clean_env, register_champion
 from media import texture
 from PIL import Image
 from tiny import decoded_frames, make_clip
 
 from videoboost import serving
 
+ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ("/upscale", "/upscale_frames", "/upscale_video/submit")
 ACCESS = "(scheme=http,"  # BentoML's access-log lines, one per request, rejected or not
 
@@ -356,3 +360,41 @@ def test_the_gain_comes_from_the_version_tag_then_the_run():
     assert serving.benchmark_gain({"bench_psnr_gain": "n/a"}, dict) == (None, "")
     assert serving.benchmark_gain({"bench_psnr_gain": "nan"}, dict) == (None, "")
     assert serving.benchmark_gain({}) == (None, "")
+
+
+@pytest.mark.slow
+def test_bento_import_records_the_gain_and_refreshes_when_it_changes(tmp_path):
+    """`videoboost bento import` puts the gain in the BentoML model's metadata (the training
+    run's metric, then the version tag a promotion writes), and imports a version again once
+    its benchmark tags changed; with nothing changed it reuses the import."""
+    home, bento_home = tmp_path / "state", tmp_path / "bentoml"
+    register_champion(home, SCALE)
+    env = clean_env(home, bento_home)
+
+    def in_store(code: str) -> None:
+        prelude = (
+            "from mlflow import MlflowClient\nfrom videoboost import tracking\n"
+            "tracking.setup()\nc = MlflowClient()\n"
+            "mv = c.get_model_version(tracking.MODEL_NAME, '1')\n"
+        )
+        done = subprocess.run([sys.executable, "-c", prelude + code], env=env, timeout=300)
+        assert done.returncode == 0
+
+    def bento_import() -> tuple[str, dict]:
+        cmd = [sys.executable, "-m", "videoboost.cli", "bento", "import"]
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        tag = out.stdout.split("BentoML model ", 1)[1].split()[0]
+        name, version = tag.split(":")
+        info = yaml.safe_load((bento_home / "models" / name / version / "model.yaml").read_text())
+        return tag, info["metadata"]
+
+    in_store("c.log_metric(mv.run_id, 'bench_psnr_gain', 1.5)")  # no version tag yet
+    first, meta = bento_import()
+    assert (meta["bench_psnr_gain"], meta["bench_psnr_gain_source"]) == (1.5, "run metric")
+    assert bento_import()[0] == first  # nothing changed: the import is reused
+    in_store("c.set_model_version_tag(tracking.MODEL_NAME, '1', 'bench_psnr_gain', '0.67')")
+    second, meta = bento_import()
+    assert second != first
+    assert (meta["bench_psnr_gain"], meta["bench_psnr_gain_source"]) == (0.67, "version tag")
+    assert bento_import()[0] == second
