@@ -84,14 +84,16 @@ def passing(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def failing(passing, tmp_path_factory) -> Path:
-    """The passing dataset with three blank patches and a duplicated manifest row."""
+    """The passing dataset with three blank frames and a duplicated manifest row."""
     bad = tmp_path_factory.mktemp("bad") / "ds"
     shutil.copytree(passing, bad)
     shard = sorted((bad / "shards").glob("train-*.npz"))[0]
     with np.load(shard) as z:
-        lr, hr = z["lr"].copy(), z["hr"].copy()
-    lr[:3], hr[:3] = 0, 0
-    np.savez_compressed(shard, lr=lr, hr=hr)
+        arrays = {k: z[k].copy() for k in z.files}
+    for i in range(3):
+        arrays[f"lr_{i:04d}"][:] = 0
+        arrays[f"hr_{i:04d}"][:] = 0
+    np.savez(shard, **arrays)
     m = load_manifest(bad)
     pd.concat([m, m.iloc[[-1]]]).to_csv(bad / "manifest.csv", index=False)
     return bad
