@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from videoboost.config import DatasetConfig
 from videoboost.degrade import degrade, mod_crop
@@ -40,6 +39,7 @@ from videoboost.frames import (
     read_image,
     read_video_info,
 )
+from videoboost.progress import is_terminal, progress_bar
 from videoboost.shards import (
     DOCS,
     FORMAT_VERSION,
@@ -311,7 +311,8 @@ def _write(
             gap = max(1, total // 50)  # frames on each side of the cut are near-identical
         elif report.split == "stills":
             val_stills = _val_stills(path, cfg.val_fraction)
-        bar = tqdm(desc=path.name, unit="frame", disable=not progress, leave=False)
+        # A bar in a terminal; in a log one line per source (not carriage-return frames).
+        bar = progress_bar(desc=path.name, unit="frame", enabled=progress, leave=not is_terminal())
         try:
             for frame in iter_source(path, cfg.sampling):
                 bar.update(1)
