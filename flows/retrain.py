@@ -84,9 +84,11 @@ def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
         logger.info("cold start: %s", exc)
         return None
     from models.networks import build_generator
+    from videoboost.train import warm_start
 
-    fresh = build_generator(cfg.generator)
-    if [tuple(w.shape) for w in fresh.weights] != [tuple(w.shape) for w in generator.weights]:
+    try:  # the same check training makes, on a throwaway generator
+        warm_start(build_generator(cfg.generator), generator)
+    except VideoBoostError:
         logger.info("cold start: the champion is not a %s generator", cfg.generator.tier)
         return None
     return init
@@ -97,14 +99,12 @@ def _epoch_log(logger):
     shows of training; the console has its own progress)."""
     import keras
 
+    from videoboost.train import epoch_summary
+
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
             phase = getattr(self.model, "mode", None) or "pixel"
-            keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
-            parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
-            parts += [f"{k} {logs[k]:.2f} dB" for k in ("val_psnr", "val_psnr_gain") if k in logs]
-            logger.info("epoch %d (%s): %s", epoch + 1, phase, ", ".join(parts))
+            logger.info("epoch %d (%s): %s", epoch + 1, phase, epoch_summary(logs or {}, phase))
 
     return EpochLog()
 

@@ -76,6 +76,16 @@ def frame_key(kind: str, index: int) -> str:
     return f"{kind}_{index:04d}"
 
 
+def centre_pair(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The centre ``side`` x ``side`` LR window of an aligned pair and its HR twin (``hr`` an
+    exact integer multiple of ``lr``); a frame smaller than ``side`` stays whole on that axis."""
+    s = hr.shape[0] // lr.shape[0]
+    h, w = lr.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    lr_c = lr[y : y + side, x : x + side]
+    return lr_c, hr[s * y : s * (y + lr_c.shape[0]), s * x : s * (x + lr_c.shape[1])]
+
+
 def load_info(path: str | Path) -> DatasetInfo:
     """Read ``dataset.json`` of a built dataset."""
     path = Path(path)

@@ -34,7 +34,7 @@ from videoboost.crops import CropPlan, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
 from videoboost.errors import VideoBoostError
 from videoboost.metrics import psnr_y, ssim_y
-from videoboost.shards import load_frames, load_info
+from videoboost.shards import centre_pair, load_frames, load_info
 
 # Keys logged every epoch; MLflow and the CLI table use exactly these names.
 EPOCH_KEYS = (
@@ -206,6 +206,15 @@ class Checkpoint(keras.callbacks.Callback):
         save_checkpoint(self.folder, self.model, epoch + 1, self.history, self.best, extra)
 
 
+def epoch_summary(logs: dict, phase: str) -> str:
+    """``pixel_loss …, val_psnr …, val_psnr_gain …`` for an epoch's logs (the adversarial loss
+    only in that phase): what the console and the Prefect flow-run log print."""
+    keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
+    parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
+    parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
+    return ", ".join(parts)
+
+
 class EpochProgress(keras.callbacks.Callback):
     """A bar per epoch in a terminal; elsewhere (logs, CI, Prefect) one line per epoch only.
 
@@ -238,13 +247,11 @@ class EpochProgress(keras.callbacks.Callback):
             self.bar = None
         if not self.show:
             return
-        logs = logs or {}
         phase = getattr(self.model, "mode", None) or "pixel"
-        keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
-        parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
-        parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
         minutes = (time.perf_counter() - self.started) / 60
-        line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + ", ".join(parts)
+        line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + epoch_summary(
+            logs or {}, phase
+        )
         tqdm.write(line) if sys.stderr.isatty() else print(line, flush=True)
 
 
@@ -402,7 +409,7 @@ def _train_in_scope(
     if not info.counts.get("val"):
         raise VideoBoostError(f"dataset {dataset_dir} has no validation frames; rebuild it")
     val_frames, _ = load_frames(dataset_dir, "val", limit=cfg.val_frames)
-    val_frames = [_centre(lr, hr, cfg.val_max_side) for lr, hr in val_frames]
+    val_frames = [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in val_frames]
     plan = crop_plan(dataset_dir, cfg)
 
     generator = build_generator(cfg.generator)
@@ -509,15 +516,6 @@ def _train_in_scope(
         elapsed_s=clock.elapsed(),
         steps=clock.steps,
     )
-
-
-def _centre(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """The centre ``side`` x ``side`` LR window of a pair (and its HR twin); small frames whole."""
-    s = hr.shape[0] // lr.shape[0]
-    h, w = lr.shape[:2]
-    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    lr_c = lr[y : y + side, x : x + side]
-    return lr_c, hr[s * y : s * (y + lr_c.shape[0]), s * x : s * (x + lr_c.shape[1])]
 
 
 def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from videoboost.config import DatasetConfig
 from videoboost.errors import ValidationFailed
-from videoboost.shards import DOCS, iter_frames, load_config, load_manifest
+from videoboost.shards import DOCS, centre_pair, iter_frames, load_config, load_manifest
 
 SUITE = "videoboost_dataset"
 # Relative to the dataset. DOCS (videoboost.shards) is the offline report (the path Data Docs always had, so every
@@ -117,12 +117,8 @@ def _alignment_gap(lr: np.ndarray, hr: np.ndarray) -> float:
     if s < 1 or hr.shape[0] != s * lr.shape[0] or hr.shape[1] != s * lr.shape[1]:
         shrunk = cv2.resize(hr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)
         return float(np.abs(shrunk.astype(np.float32) - lr).mean())
-    h, w = lr.shape[:2]
-    side_h, side_w = min(h, 256), min(w, 256)
-    y, x = (h - side_h) // 2, (w - side_w) // 2
-    lr_c = lr[y : y + side_h, x : x + side_w]
-    hr_c = hr[s * y : s * (y + side_h), s * x : s * (x + side_w)]
-    shrunk = cv2.resize(hr_c, (side_w, side_h), interpolation=cv2.INTER_AREA)
+    lr_c, hr_c = centre_pair(lr, hr, 256)
+    shrunk = cv2.resize(hr_c, lr_c.shape[1::-1], interpolation=cv2.INTER_AREA)
     return float(np.abs(shrunk.astype(np.float32) - lr_c).mean())
 
 
