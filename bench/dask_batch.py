@@ -66,7 +66,7 @@ def main() -> None:
     from videoboost.config import DaskConfig, GeneratorConfig
 
     model = tmp / "fast.keras"
-    build_generator(GeneratorConfig(tier="fast", filters=64, scale=4)).save(model)
+    build_generator(GeneratorConfig(tier="fast", scale=4)).save(model)
     lowres = make_lowres_clip(ROOT / "data/sample/bigbuckbunny.mp4", tmp / "lr.mp4", 4)
     clip = keyframed_copy(lowres, tmp / "in" / "bunny_320x180.mp4", args.split)
     rows = []

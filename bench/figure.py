@@ -39,9 +39,7 @@ def main() -> None:
     from videoboost.evaluate import build_benchmark, evaluate_keras
 
     set_tf_threads(2)
-    gen = build_generator(
-        GeneratorConfig(tier=args.tier, filters=64 if args.tier == "fast" else 32, blocks=8)
-    )
+    gen = build_generator(GeneratorConfig(tier=args.tier))
     gen.load_weights(Path(args.checkpoint) / "generator.weights.h5")
     bench = build_benchmark(scale=4)
     report = evaluate_keras(gen, bench, BenchmarkConfig(fps_runs=9), model=args.tier)

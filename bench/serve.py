@@ -13,7 +13,7 @@ Every request sends one PNG frame and gets one 1280x720 PNG back. The clients ru
 process (threads), on the same cores as the server: on a 2-core machine they take a share.
 Requests are bounded (``--requests`` per cell); p99 of a few dozen requests is close to the
 maximum. Speed does not depend on the weights: without ``--model`` the fast tier
-(``GeneratorConfig(tier="fast", filters=64)``) is random-initialised.
+(``GeneratorConfig(tier="fast")``) is random-initialised.
 
 Prints a table and writes ``bench/results/serve.json``.
 
@@ -87,8 +87,8 @@ def prepare_model(model: str | None) -> tuple[Path, str]:
     else:
         from models.networks import build_generator
 
-        generator = build_generator(GeneratorConfig(tier="fast", filters=64, scale=4))
-        what = "fast tier, filters=64, x4, random init (speed does not depend on weights)"
+        generator = build_generator(GeneratorConfig(tier="fast", scale=4))
+        what = "fast tier, x4, random init (speed does not depend on weights)"
     generator.save(path)
     return path, what
 

@@ -70,8 +70,8 @@ def bicubic_fps(runs: int = 51) -> float:
 
 
 TIERS = {
-    "fast": GeneratorConfig(tier="fast", filters=64),
-    "quality": GeneratorConfig(tier="quality", filters=32, blocks=8),
+    "fast": GeneratorConfig(tier="fast"),
+    "quality": GeneratorConfig(tier="quality"),
 }
 
 
@@ -106,7 +106,7 @@ def run_tier(
         curve.append((mark, round(score["bench_psnr_gain"], 3)))
     gen.set_weights(final_weights)
     curve.append((round(result.elapsed_s / 60, 2), round(m["bench_psnr_gain"], 3)))
-    return {
+    row = {
         "bicubic_fps_720p": round(bicubic_fps(), 1),
         "tier": tier,
         "params": int(gen.count_params()),
@@ -127,6 +127,38 @@ def run_tier(
         },
         "gain_curve": curve,
     }
+    row["mlflow_run_id"] = log_run(row, cfg, gen, folder)
+    return row
+
+
+def log_run(row: dict, cfg: TrainConfig, generator, folder: Path) -> str:
+    """One MLflow run per tier in the ``videoboost-bench`` experiment (same store as the rest):
+    config, scores, the gain curve (step = training seconds) and the generator, so a table row
+    can be traced to its run and its model opened in the MLflow UI."""
+    import mlflow
+
+    from videoboost.config import flatten
+    from videoboost.state import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    name = "videoboost-bench"
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development"})
+    mlflow.set_experiment(name)
+    run_name = f"bench-{row['tier']}-{row['train_minutes']:g}min-{time.strftime('%m%d-%H%M')}"
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params(flatten(cfg))
+        mlflow.log_params({"params": row["params"], "steps": row["steps"]})
+        mlflow.log_metrics(
+            {k: v for k, v in row.items() if isinstance(v, float | int) and k != "params"}
+        )
+        mlflow.log_metrics({f"gain_{k}": v for k, v in row["per_source_gain"].items()})
+        for minute, gain in row["gain_curve"]:
+            mlflow.log_metric("bench_psnr_gain_curve", gain, step=round(minute * 60))
+        path = folder / f"generator_{row['tier']}.keras"
+        generator.save(path)
+        mlflow.log_artifact(str(path))
+        return run.info.run_id
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -181,7 +213,7 @@ def main() -> None:
 
     cols = ["tier", "params", "train_minutes", "steps_per_s", "val_psnr_gain", "bench_psnr",
             "bench_psnr_bicubic", "bench_psnr_gain", "bench_flicker", "bench_flicker_bicubic",
-            "fps_720p", "bicubic_fps_720p"]  # fmt: skip
+            "fps_720p", "bicubic_fps_720p", "mlflow_run_id"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -7,7 +7,7 @@ track; the output is 1280x720 H.264 through :func:`videoboost.videoio.upscale_vi
 clip runs in a fresh process so its peak RSS (``ru_maxrss``) is its own; the process reports
 the peak before the job (TensorFlow, model, warm-up) and after it, and the resident memory
 after each 64-frame segment (first and largest). Speed does not depend on
-the weights: without ``--model`` the fast tier (``GeneratorConfig(tier="fast", filters=64)``)
+the weights: without ``--model`` the fast tier (``GeneratorConfig(tier="fast")``)
 is random-initialised.
 
 Prints a table and writes ``bench/results/video.json``.
@@ -98,7 +98,7 @@ def child(args: argparse.Namespace) -> None:
     else:
         from models.networks import build_generator
 
-        generator = build_generator(GeneratorConfig(tier="fast", filters=64, scale=4))
+        generator = build_generator(GeneratorConfig(tier="fast", scale=4))
         scale = 4
     cfg = UpscaleConfig(preset=args.preset)
     predict = keras_predict(generator)
@@ -191,7 +191,7 @@ def main() -> None:
             {
                 "date": time.strftime("%Y-%m-%d"),
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                "model": args.model or "fast tier, filters=64, x4, random init",
+                "model": args.model or "fast tier, x4, random init",
                 "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
                 f"x264 preset {args.preset}, crf 18, segments of 64 frames",
                 "rows": rows,

@@ -24,7 +24,7 @@ from videoboost.state import configure_environment, home
 # stage of the pipeline runs. Fresh crops of the bundled corpus every step; the second
 # `make run` warm-starts from the first one's champion.
 MAIN_JOB_TRAIN = TrainConfig(
-    generator=GeneratorConfig(tier="fast", filters=64, scale=4),
+    generator=GeneratorConfig(tier="fast", scale=4),
     discriminator=DiscriminatorConfig(filters=16, blocks=3),
     steps_per_epoch=400,
     pretrain_epochs=0,

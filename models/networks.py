@@ -66,24 +66,29 @@ def _generator_input() -> tuple[keras.KerasTensor, keras.KerasTensor]:
 
 
 def build_fast(cfg: GeneratorConfig) -> keras.Model:
-    """ESPCN-class generator: three convolutions, pixel shuffle, bicubic skip.
+    """Real-time generator: a plain stack of 3x3 convolutions, pixel shuffle, bicubic skip.
 
-    Layers: conv5x5 -> ``filters``, PReLU, conv3x3 -> ``filters // 2``, PReLU,
-    conv3x3 -> ``3 * s * s`` (zero init), PixelShuffle(s), + bicubic(input).
-    About 37 k parameters at ``filters=64, scale=4``.
+    Layers: conv3x3 -> ``filters``, PReLU; ``blocks`` x (conv3x3 -> ``filters``, PReLU);
+    conv3x3 -> ``3 * s * s`` (zero init), PixelShuffle(s), + bicubic(input). About 42 k
+    parameters at ``filters=32, blocks=3, scale=4``.
+
+    Why not ESPCN's layout (5x5 -> 64, 3x3 -> 32)? At about the same multiply-adds per pixel,
+    five thin 3x3 layers see further (11x11 LR pixels against 9x9) through more
+    non-linearities, and gained 0.2 dB more over bicubic on the held-out benchmark after the
+    same 3 minutes of training (README, "Training benchmark"). Generators saved with the old
+    layout are complete ``.keras`` files and still load and serve.
 
     Args:
-        cfg: Generator settings; uses ``scale`` and ``filters`` (``blocks`` is ignored).
+        cfg: Generator settings; uses ``scale``, ``filters`` and ``blocks``.
 
     Returns:
         Model mapping ``(B, H, W, 3)`` in [0, 255] to ``(B, H*s, W*s, 3)`` in ~[0, 255],
         named ``videoboost_fast_x{s}``.
     """
     lr, x0 = _generator_input()
-    x = _conv(cfg.filters, 5, name="conv1")(x0)
-    x = _prelu("prelu1")(x)
-    x = _conv(max(cfg.filters // 2, 1), 3, name="conv2")(x)
-    x = _prelu("prelu2")(x)
+    x = _prelu("prelu0")(_conv(cfg.filters, 3, name="conv0")(x0))
+    for i in range(1, cfg.blocks + 1):
+        x = _prelu(f"prelu{i}")(_conv(cfg.filters, 3, name=f"conv{i}")(x))
     sr = _upsample_head(x, x0, cfg.scale)
     return keras.Model(lr, sr, name=f"videoboost_fast_x{cfg.scale}")
 

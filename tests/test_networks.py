@@ -56,7 +56,7 @@ def test_generator_is_bicubic_at_init(tier: str, scale: int) -> None:
 
 
 def test_parameter_counts_match_reference_sizes() -> None:
-    assert build_fast(GeneratorConfig(tier="fast", filters=64, scale=4)).count_params() == 37_296
+    assert build_fast(GeneratorConfig(tier="fast", scale=4)).count_params() == 42_640
     quality = GeneratorConfig(tier="quality", filters=32, blocks=8, scale=4)
     assert build_quality(quality).count_params() == 172_240
 

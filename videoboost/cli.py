@@ -100,8 +100,6 @@ def train_config_from_args(args: argparse.Namespace, scale: int):
     if args.tier:
         gen["tier"] = args.tier
     gen["scale"] = scale
-    if args.tier == "quality" and "filters" not in gen:
-        gen.setdefault("filters", 32)  # 8 x 32 residual net: the measured quality/speed point
     data["generator"] = gen
     for flag, key in (
         ("epochs", "pretrain_epochs"),
