@@ -1,4 +1,4 @@
-"""Standalone copies of a generator: ``.keras``, ``.h5`` and a TF SavedModel."""
+"""Standalone copies of a generator: ``.keras``, ``.h5``, a TF SavedModel and an OpenVINO IR."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 from videoboost.batch import OutputConflict
 from videoboost.errors import VideoBoostError
 
-EXPORT_SUFFIXES = {"keras": ".keras", "h5": ".h5", "savedmodel": ""}
+EXPORT_SUFFIXES = {"keras": ".keras", "h5": ".h5", "savedmodel": "", "openvino": ""}
 
 
 def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) -> Path:
     """Save ``generator`` standalone: ``keras`` (native), ``h5`` (legacy HDF5, the original
     VideoBoost's format) or ``savedmodel`` (a TF SavedModel folder for TF Serving, signature
-    ``serve``). Written to a temp name beside ``path`` and renamed when complete.
+    ``serve``) or ``openvino`` (a folder with ``generator.xml``/``.bin`` in float32, see
+    :func:`videoboost.runtimes.save_openvino`). Written to a temp name beside ``path`` and
+    renamed when complete.
 
     The ``.keras`` and ``.h5`` files need ``models.layers`` imported to load (the
     ``PixelShuffle`` layer); the SavedModel needs nothing but TensorFlow.
@@ -44,6 +46,10 @@ def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) 
     try:
         if fmt == "savedmodel":
             generator.export(str(tmp), format="tf_saved_model", verbose=False)
+        elif fmt == "openvino":
+            from videoboost.runtimes import save_openvino
+
+            save_openvino(generator, tmp)
         else:
             generator.save(str(tmp))
         if path.is_dir():

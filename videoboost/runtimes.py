@@ -11,6 +11,7 @@ See ``bench/runtime.py`` and the README ("Inference runtimes") for what each one
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,22 +35,44 @@ def openvino_model(generator) -> Any:
     return ov.convert_model(_traced(generator))
 
 
+OPENVINO_XML = "generator.xml"
+
+
+def save_openvino(generator, folder: str | Path) -> Path:
+    """Write the generator as OpenVINO IR into ``folder`` (``generator.xml`` + ``.bin``).
+
+    Weights stay float32 (``compress_to_fp16=False``; OpenVINO's default would halve them to
+    fp16, a precision nobody measured). The precision used at inference is chosen when the
+    model is compiled (:func:`openvino_predict`). Returns the ``.xml`` path.
+    """
+    import openvino as ov
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    xml = folder / OPENVINO_XML
+    ov.save_model(openvino_model(generator), str(xml), compress_to_fp16=False)
+    return xml
+
+
 def openvino_predict(model: Any, *, precision: str = "f32", threads: int | None = None) -> Predict:
     """Compile an OpenVINO model (or a path to its ``.xml``) for the CPU.
 
     Args:
-        model: ``openvino.Model`` or a path.
+        model: ``openvino.Model``, a path to its ``.xml`` or a folder from
+            :func:`save_openvino`.
         precision: ``INFERENCE_PRECISION_HINT``: ``f32``, or ``bf16`` (needs a CPU with bf16
             units; OpenVINO picks bf16 by default on such CPUs, so f32 is set explicitly).
         threads: ``INFERENCE_NUM_THREADS``; None = OpenVINO's choice.
     """
     import openvino as ov
 
+    if isinstance(model, str | Path) and Path(model).is_dir():
+        model = Path(model) / OPENVINO_XML
     core = ov.Core()
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(model, "CPU", config)
+    compiled = core.compile_model(str(model) if isinstance(model, Path) else model, "CPU", config)
     local = threading.local()  # an infer request is not safe to share between threads
 
     def predict(batch: np.ndarray) -> np.ndarray:
