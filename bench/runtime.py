@@ -120,14 +120,21 @@ def calibration_frames(scale: int, n: int = 8) -> list[np.ndarray]:
     return frames
 
 
-def build_runtimes(generator, threads: int, calib: list[np.ndarray]) -> tuple[dict, dict]:
-    """name -> predict for every runtime that builds here; name -> why not, for the rest."""
+def build_runtimes(
+    generator, threads: int, calib: list[np.ndarray], only: set[str] | None = None
+) -> tuple[dict, dict]:
+    """name -> predict for every runtime that builds here; name -> why not, for the rest.
+
+    ``only``: build just these (``tf-f32`` always: it is the reference).
+    """
     from videoboost import runtimes
     from videoboost.engine import keras_predict
 
     built, skipped = {"tf-f32": keras_predict(generator)}, {}
 
     def attempt(name, make):
+        if only and name not in only:
+            return
         try:
             built[name] = make()
         except Exception as exc:
@@ -137,10 +144,14 @@ def build_runtimes(generator, threads: int, calib: list[np.ndarray]) -> tuple[di
     try:
         import openvino as ov
 
+        if only and not {"ov-f32", "ov-bf16", "ov-int8"} & only:
+            raise RuntimeError("not asked for")
         ov_model = runtimes.openvino_model(generator)
         caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         attempt("ov-f32", lambda: runtimes.openvino_predict(ov_model, threads=threads))
-        if "BF16" in caps:
+        if only and "ov-bf16" not in only:
+            pass
+        elif "BF16" in caps:
             attempt(
                 "ov-bf16",
                 lambda: runtimes.openvino_predict(ov_model, precision="bf16", threads=threads),
@@ -158,6 +169,8 @@ def build_runtimes(generator, threads: int, calib: list[np.ndarray]) -> tuple[di
     except Exception as exc:
         skipped["ov-*"] = f"{type(exc).__name__}: {exc}"
     try:
+        if only and not {"ort-f32", "ort-int8"} & only:
+            raise RuntimeError("not asked for")
         onnx_bytes = runtimes.onnx_model(generator)
         attempt("ort-f32", lambda: runtimes.onnx_predict(onnx_bytes, threads=threads))
         attempt("ort-int8", lambda: ort_int8(onnx_bytes, calib, threads))
@@ -249,6 +262,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=9)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", help="comma-separated runtimes to run (tf-f32 always runs)")
     p.add_argument("--frames", type=int, default=6, help="benchmark frames per video (0: no PSNR)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "runtime.json"))
     args = p.parse_args()
@@ -264,7 +278,8 @@ def main() -> None:
     }
     for tier in args.tiers.split(","):
         gen, weights = generator_for(tier, getattr(args, f"{tier}_model"))
-        predicts, skipped = build_runtimes(gen, args.threads, calibration_frames(4))
+        only = set(args.only.split(",")) if args.only else None
+        predicts, skipped = build_runtimes(gen, args.threads, calibration_frames(4), only)
         timing = time_all(predicts, args.runs, args.warmup)
         quality = psnr_all(predicts, 4, args.frames) if args.frames else {}
         results["tiers"][tier] = {
