@@ -5,7 +5,8 @@ Generators trained before issue 12 end in ``PixelShuffle`` + Keras'
 height and width (it tests a symbolic size as a Python bool), which once forced a per-shape
 graph cache in the engine and a layer swap in the SavedModel export. Such models still sit in
 registries, so instead of keeping both workarounds, a loaded old-style generator is rebuilt
-with :func:`models.networks.build_generator` (same tier, scale, width, depth), its weights are
+with the current head (same tier, scale, width, depth; the fast tier in its own ESPCN layout,
+5x5 -> filters, 3x3 -> filters // 2, which the fast builder no longer makes), its weights are
 copied layer by layer by name (the skip has none), and the two are checked to agree before the
 rebuilt one is used. The shuffle is a permutation and the fixed convolution equals the resize,
 so ``shuffle(head) + resize(lr)`` and ``shuffle(head + subpixels(lr))`` are the same function.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from models.networks import build_generator
+from models.networks import _conv, _generator_input, _prelu, _upsample_head, build_generator
 from videoboost.config import GeneratorConfig
 from videoboost.errors import VideoBoostError
 
@@ -70,6 +71,15 @@ def legacy_config(model: keras.Model) -> GeneratorConfig:
     )
 
 
+def _espcn_fast(scale: int, filters: int) -> keras.Model:
+    """The fast tier as it was when the bicubic skip was an ``UpSampling2D`` (ESPCN layout),
+    with today's convolutional skip and shuffle. Layer names are the old ones."""
+    lr, x0 = _generator_input()
+    x = _prelu("prelu1")(_conv(filters, 5, name="conv1")(x0))
+    x = _prelu("prelu2")(_conv(max(filters // 2, 1), 3, name="conv2")(x))
+    return keras.Model(lr, _upsample_head(x, x0, scale), name=f"videoboost_fast_x{scale}")
+
+
 def modernize(model: keras.Model, *, seed: int = 0) -> keras.Model:
     """``model`` itself if it is current, else its rebuild in the current architecture.
 
@@ -83,7 +93,7 @@ def modernize(model: keras.Model, *, seed: int = 0) -> keras.Model:
     if not is_legacy(model):
         return model
     cfg = legacy_config(model)
-    new = build_generator(cfg)
+    new = _espcn_fast(cfg.scale, cfg.filters) if cfg.tier == "fast" else build_generator(cfg)
     old_weighted = {layer.name for layer in model.layers if layer.weights}
     new_weighted = {layer.name for layer in new.layers if layer.weights}
     if old_weighted != new_weighted:
