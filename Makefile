@@ -42,7 +42,7 @@ bench: venv
 
 # Re-resolve the pinned lock from pyproject.toml (needs the package index).
 lock: venv
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra scale --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra scale --extra bench --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache

@@ -421,33 +421,24 @@ class Upscaler:
 # --------------------------------------------------------------------------- Keras adapter
 
 
-def keras_predict(model: Any, *, value_range: float = 255.0, max_shape_graphs: int = 16) -> Predict:
+def keras_predict(model: Any, *, value_range: float = 255.0) -> Predict:
     """Wrap a Keras model as a :data:`Predict` callable.
 
     The model runs inside one ``tf.function`` whose input signature leaves batch, height and
-    width open (``reduce_retracing`` too), so tiles and frames of any size reuse one graph
-    instead of retracing per shape.
-
-    Some models cannot be traced with open height and width: Keras 3.15's bicubic
-    ``UpSampling2D`` (the generators' skip connection) tests a symbolic size as a Python bool.
-    For those the first call falls back to one graph per ``(h, w)`` (batch left open), keeping
-    the ``max_shape_graphs`` most recently used: a tiled image or a video needs one or two,
-    and a server fed arbitrary image sizes does not grow without bound. (Eager calls would
-    need no graphs but were ~1.5x slower on CPU.)
+    width open, so tiles and frames of any size reuse one graph. Old-style generators (bicubic
+    ``UpSampling2D`` skip, which cannot trace with open sizes) are rebuilt when loaded
+    (:func:`models.legacy.modernize`, called by ``tracking.load_generator``); hand those in
+    modernized.
 
     Args:
         model: a Keras model mapping ``(N, h, w, 3)`` float32 to ``(N, h*s, w*s, 3)``.
         value_range: the pixel range the model works in: 255.0 (default) for models that take
             and return [0, 255], 1.0 for models trained on [0, 1].
-        max_shape_graphs: graphs kept by the per-shape fallback.
 
     Returns:
         ``predict(batch)`` with batch ``(N, h, w, 3)`` float32 in [0, 255], returning
         ``(N, h*s, w*s, 3)`` float32 in about [0, 255]. Safe to call from several threads.
     """
-    import threading
-    from collections import OrderedDict
-
     import tensorflow as tf  # lazy: the core imports without TensorFlow
 
     factor = float(value_range) / 255.0
@@ -456,40 +447,12 @@ def keras_predict(model: Any, *, value_range: float = 255.0, max_shape_graphs: i
         y = model(x * factor, training=False)
         return tf.cast(y, tf.float32) / factor
 
-    run = tf.function(
-        call,
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
-        reduce_retracing=True,
-    )
-    graphs: OrderedDict[tuple[int, int], Any] = OrderedDict()
-    lock = threading.Lock()
-    mode = {"dynamic": True}
-
-    def shape_graph(h: int, w: int):
-        with lock:
-            fn = graphs.get((h, w))
-            if fn is not None:
-                graphs.move_to_end((h, w))
-                return fn
-        fn = tf.function(call, input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
-        with lock:
-            graphs[(h, w)] = fn
-            while len(graphs) > max_shape_graphs:
-                graphs.popitem(last=False)
-        return fn
+    run = tf.function(call, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        x = tf.convert_to_tensor(batch, tf.float32)
-        if mode["dynamic"]:
-            try:
-                return run(x).numpy()
-            except tf.errors.OperatorNotAllowedInGraphError:  # raised while tracing only
-                mode["dynamic"] = False
-                log.debug("model cannot run with open height/width; one graph per shape")
-        return shape_graph(int(x.shape[1]), int(x.shape[2]))(x).numpy()
+        return run(tf.convert_to_tensor(batch, tf.float32)).numpy()
 
     predict.run = run  # exposed for tests/benchmarks (trace count)
-    predict.shape_graphs = graphs
     return predict
 
 

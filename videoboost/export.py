@@ -1,4 +1,4 @@
-"""Standalone copies of a generator: ``.keras``, ``.h5`` and a TF SavedModel."""
+"""Standalone copies of a generator: ``.keras``, ``.h5``, a TF SavedModel and an OpenVINO IR."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from pathlib import Path
 from videoboost.batch import OutputConflict
 from videoboost.errors import VideoBoostError
 
-EXPORT_SUFFIXES = {"keras": ".keras", "h5": ".h5", "savedmodel": ""}
+EXPORT_SUFFIXES = {"keras": ".keras", "h5": ".h5", "savedmodel": "", "openvino": ""}
 
 
 def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) -> Path:
     """Save ``generator`` standalone: ``keras`` (native), ``h5`` (legacy HDF5, the original
     VideoBoost's format) or ``savedmodel`` (a TF SavedModel folder for TF Serving, signature
-    ``serve``). Written to a temp name beside ``path`` and renamed when complete.
+    ``serve``) or ``openvino`` (a folder with ``generator.xml``/``.bin`` in float32, see
+    :func:`videoboost.runtimes.save_openvino`). Written to a temp name beside ``path`` and
+    renamed when complete.
 
     The ``.keras`` and ``.h5`` files need ``models.layers`` imported to load (the
     ``PixelShuffle`` layer); the SavedModel needs nothing but TensorFlow.
     """
     import secrets
     import shutil
+
+    from models.legacy import modernize
 
     if fmt not in EXPORT_SUFFIXES:
         raise VideoBoostError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_SUFFIXES)}")
@@ -35,10 +39,17 @@ def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) 
     if path.exists() and not force:
         raise OutputConflict(f"{path} exists; pass --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # An old-style generator's resize skip cannot trace with open sizes (the SavedModel must
+    # take any frame); its rebuild can, and the .keras/.h5 copies then load without it too.
+    generator = modernize(generator)
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{want}")
     try:
         if fmt == "savedmodel":
-            _open_shape_clone(generator).export(str(tmp), format="tf_saved_model", verbose=False)
+            generator.export(str(tmp), format="tf_saved_model", verbose=False)
+        elif fmt == "openvino":
+            from videoboost.runtimes import save_openvino
+
+            save_openvino(generator, tmp)
         else:
             generator.save(str(tmp))
         if path.is_dir():
@@ -52,35 +63,3 @@ def export_model(generator, fmt: str, path: str | Path, *, force: bool = False) 
         else:
             tmp.unlink(missing_ok=True)
     return path
-
-
-def _open_shape_clone(generator):
-    """``generator`` with its interpolating ``UpSampling2D`` layers swapped for a plain
-    ``tf.image.resize`` on the runtime shape (same op, same numbers, shared weights).
-
-    Keras 3.15's ``UpSampling2D(interpolation="bicubic")`` cannot be traced with open height
-    and width (it tests a symbolic size as a Python bool), and a SavedModel for TF Serving
-    must accept any frame size.
-    """
-    import keras
-    import tensorflow as tf
-
-    class OpenShapeResize(keras.layers.Layer):
-        def __init__(self, factor: tuple[int, int], method: str, **kwargs):
-            super().__init__(**kwargs)
-            self.factor, self.method = factor, method
-
-        def call(self, x):
-            size = tf.shape(x)[1:3] * tf.constant(self.factor, tf.int32)
-            return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
-
-    def clone(layer):
-        if isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation != "nearest":
-            if layer.data_format != "channels_last":
-                raise VideoBoostError(f"{layer.name}: only channels_last models can be exported")
-            return OpenShapeResize(tuple(layer.size), layer.interpolation, name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(generator, clone_function=clone)
-    copy.set_weights(generator.get_weights())
-    return copy

@@ -276,6 +276,7 @@ def load_generator(model: str | None = None):
         ModelNotFound: nothing at that URI/path, with what to do.
     """
     import models.networks  # noqa: F401  registers PixelShuffle before deserialising
+    from models.legacy import modernize
 
     uri = model or f"models:/{MODEL_NAME}@{CHAMPION}"
     path = Path(uri)
@@ -284,7 +285,7 @@ def load_generator(model: str | None = None):
 
         if not path.is_file():
             raise ModelNotFound(f"model file {path} does not exist")
-        generator = keras.models.load_model(path, compile=False)
+        generator = modernize(keras.models.load_model(path, compile=False))
         return generator, {"uri": str(path), "scale": infer_scale(generator), "version": None}
 
     mlflow = _mlflow()
@@ -302,6 +303,9 @@ def load_generator(model: str | None = None):
         raise ModelNotFound(
             f"cannot load model {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         ) from exc
+    # Versions registered before issue 12 have the bicubic UpSampling2D skip: rebuilt (and
+    # checked) here so every caller gets a model that traces once for any frame size.
+    generator = modernize(generator)
     return generator, {"uri": uri, "scale": infer_scale(generator), "version": version}
 
 

@@ -6,7 +6,7 @@
   rerun with the same arguments continues from the last finished segment. Outputs appear only
   when complete (temp file, then rename). A failing input is reported and the others go on;
   the exit code is non-zero if any failed.
-* ``export [MODEL] --format keras|h5|savedmodel -o PATH``: a standalone copy of a model.
+* ``export [MODEL] --format keras|h5|savedmodel|openvino -o PATH``: a standalone copy of a model.
 * ``bento import|build [MODEL]``: the model into the BentoML store, and the bento around it.
 
 Module-level imports stay light (``videoboost --help`` must not load TensorFlow).
@@ -175,7 +175,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(func=cmd_upscale)
 
-    e = sub.add_parser("export", help="save a model as .keras, .h5 or a TF SavedModel")
+    e = sub.add_parser(
+        "export", help="save a model as .keras, .h5, a TF SavedModel or an OpenVINO IR folder"
+    )
     e.add_argument("model", nargs="?", default=None, metavar="MODEL", help=model_help)
     e.add_argument("--format", choices=list(EXPORT_SUFFIXES), default="keras")
     e.add_argument("-o", "--output", required=True, metavar="PATH")
