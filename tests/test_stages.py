@@ -119,19 +119,19 @@ def test_write_behind_failure_reaches_the_producer_and_aborts():
         if item == 3:
             raise ValueError("frames must be (H, W, 3) uint8 RGB")
 
-    with pytest.raises(ValueError, match="uint8 RGB"):
-        with WriteBehind(consume, 2, on_abort=lambda: aborted.append(True)) as stage:
-            for i in range(1000):
-                stage.put(i)
+    stage = WriteBehind(consume, 2, on_abort=lambda: aborted.append(True))
+    with pytest.raises(ValueError, match="uint8 RGB"), stage:
+        for i in range(1000):
+            stage.put(i)
     assert aborted == [True]
 
 
 def test_write_behind_is_aborted_when_the_producer_fails():
     aborted = []
     seen = []
-    with pytest.raises(RuntimeError, match="model failed"):
-        with WriteBehind(seen.append, 4, on_abort=lambda: aborted.append(True)) as stage:
-            stage.put(1)
-            raise RuntimeError("model failed")
+    stage = WriteBehind(seen.append, 4, on_abort=lambda: aborted.append(True))
+    with pytest.raises(RuntimeError, match="model failed"), stage:
+        stage.put(1)
+        raise RuntimeError("model failed")
     assert aborted == [True]
     assert not any(t.name == "write-behind" for t in threading.enumerate())

@@ -74,7 +74,6 @@ class VideoProbe:
         return tuple(a.codec for a in self.audio)
 
 
-
 def _check_source(path: Path) -> None:
     if not path.exists():
         raise SourceError(f"{path}: no such file; check the path")

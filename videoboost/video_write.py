@@ -51,7 +51,6 @@ class OutputError(VideoBoostError):
     a work folder from an incompatible run)."""
 
 
-
 def _even_pad(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     if h % 2 == 0 and w % 2 == 0:

@@ -104,7 +104,10 @@ class _SegmentEncoder:
             self.writer.write(value)
         elif kind == "open":
             self.writer = VideoWriter(
-                self.work.folder / f"seg-{value:05d}.mp4", self.fps, crf=self.crf, preset=self.preset
+                self.work.folder / f"seg-{value:05d}.mp4",
+                self.fps,
+                crf=self.crf,
+                preset=self.preset,
             )
         elif kind == "close":
             self._finish(int(value))
