@@ -1,5 +1,6 @@
-"""Benchmark: end-to-end video upscaling (decode + model + encode) against the model alone, and
-peak memory for a short clip and one 10x longer (memory must not grow with length).
+"""Benchmark: end-to-end video upscaling (decode + model + encode) against the model alone, with
+the stages overlapped (the default) and one after another (``queue_frames=0``), and peak memory
+for a short clip and one 10x longer (memory must not grow with length).
 
 The sources are the bundled clip scaled to 320x180 (looped for the long one), with an AAC
 track; the output is 1280x720 H.264 through :func:`videoboost.videoio.upscale_video`, exactly as
@@ -12,7 +13,7 @@ is random-initialised.
 
 Prints a table and writes ``bench/results/video.json``.
 
-    .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset medium]
+    .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset superfast]
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def child(args: argparse.Namespace) -> None:
     """One clip in this (fresh) process: model-only fps, the job, peak memory."""
     from videoboost.config import GeneratorConfig, UpscaleConfig
     from videoboost.engine import Upscaler, keras_predict, set_tf_threads
-    from videoboost.videoio import probe, upscale_video
+    from videoboost.videoio import QUEUE_FRAMES, probe, upscale_video
 
     set_tf_threads(None)
     if args.model:
@@ -100,7 +101,7 @@ def child(args: argparse.Namespace) -> None:
 
         generator = build_generator(GeneratorConfig(tier="fast", filters=64, scale=4))
         scale = 4
-    cfg = UpscaleConfig(preset=args.preset)
+    cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
     predict = keras_predict(generator)
     upscaler = Upscaler(predict, scale, cfg.engine())
     batch = np.random.default_rng(0).uniform(0, 255, (cfg.batch, LR_H, LR_W, 3))
@@ -128,6 +129,7 @@ def child(args: argparse.Namespace) -> None:
         preset=cfg.preset,
         job_key=f"bench-{time.time()}",
         progress=lambda done, total: rss_after_segment.append(round(rss_mb())),
+        queue_frames=QUEUE_FRAMES if args.stages == "overlapped" else 0,
     )
     seconds = time.perf_counter() - t0
     out = probe(dst)
@@ -138,6 +140,7 @@ def child(args: argparse.Namespace) -> None:
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
                 "model_fps": round(model_fps, 2),
+                "e2e_over_model": round(result.frames / seconds / model_fps, 2),
                 "peak_before_mb": round(before),
                 "peak_after_mb": round(peak_mb()),
                 "rss_first_segment_mb": rss_after_segment[0],
@@ -154,7 +157,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
     parser.add_argument("--frames", type=int, default=64, help="short clip length (long = 10x)")
-    parser.add_argument("--preset", default="medium", help="x264 preset of the output")
+    parser.add_argument("--preset", default="superfast", help="x264 preset of the output")
+    parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output")
+    parser.add_argument(
+        "--stages", default="both", choices=["both", "overlapped", "sequential"], help="which paths"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,25 +171,31 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))
     rows = []
+    stages = ["sequential", "overlapped"] if args.stages == "both" else [args.stages]
     for name, frames in (("short", args.frames), ("long (10x)", args.frames * 10)):
         src = make_source(work / f"{frames}.mp4", frames)
-        cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset]
-        if args.model:
-            cmd += ["--model", args.model]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
-        if out.returncode != 0:
-            raise SystemExit(f"{name} clip failed:\n{out.stderr[-3000:]}")
-        row = {"clip": name, **json.loads(out.stdout.strip().splitlines()[-1])}
-        row["job_mb"] = row["peak_after_mb"] - row["peak_before_mb"]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for mode in stages:  # the same source, one after the other: same load, same clip
+            cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset,
+                   "--crf", str(args.crf), "--stages", mode]  # fmt: skip
+            if args.model:
+                cmd += ["--model", args.model]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+            if out.returncode != 0:
+                raise SystemExit(f"{name} clip failed:\n{out.stderr[-3000:]}")
+            row = {"clip": name, "stages": mode, **json.loads(out.stdout.strip().splitlines()[-1])}
+            row["job_mb"] = row["peak_after_mb"] - row["peak_before_mb"]
+            if mode == "overlapped" and len(stages) == 2:
+                row["over_sequential"] = round(row["e2e_fps"] / rows[-1]["e2e_fps"], 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
 
-    cols = ["clip", "frames", "seconds", "e2e_fps", "model_fps", "peak_before_mb",
-            "peak_after_mb", "job_mb", "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
+    cols = ["clip", "stages", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
+            "over_sequential", "peak_before_mb", "peak_after_mb", "job_mb",
+            "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     print(f"\noutput: {rows[-1]['output']}")
     result = Path(args.out)
     result.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +206,7 @@ def main() -> None:
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                 "model": args.model or "fast tier, filters=64, x4, random init",
                 "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
-                f"x264 preset {args.preset}, crf 18, segments of 64 frames",
+                f"x264 preset {args.preset}, crf {args.crf}, segments of 64 frames",
                 "rows": rows,
             },
             indent=2,
