@@ -103,12 +103,9 @@ class _SegmentEncoder:
             assert self.writer is not None
             self.writer.write(value)
         elif kind == "open":
-            self.writer = VideoWriter(
-                self.work.folder / f"seg-{value:05d}.mp4",
-                self.fps,
-                crf=self.crf,
-                preset=self.preset,
-            )
+            path = self.work.folder / f"seg-{value:05d}.mp4"
+            self.writer = VideoWriter(path, self.fps, crf=self.crf, preset=self.preset)
+            self.writer.__enter__()  # its private temp file exists from now on, as in a `with`
         elif kind == "close":
             self._finish(int(value))
         elif kind == "record":
