@@ -109,23 +109,29 @@ def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     batch = lr[None].astype(np.float32)
     upscaler = Upscaler(predict, info["scale"], UpscaleConfig().engine())
 
-    def timed(fn) -> float:
+    cpu: dict[str, float] = {}
+
+    def timed(fn, name: str = "") -> float:
         for _ in range(3):
             fn()  # trace, warm caches
-        samples = []
+        samples, cpus = [], []
         for _ in range(runs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             samples.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        cpu[name] = float(np.median(cpus) * 1000)
         return float(np.median(samples) * 1000)
 
-    model_ms = timed(lambda: predict(batch))
+    model_ms = timed(lambda: predict(batch), "model")
     request_ms = timed(lambda: encode_png(upscaler.upscale_image(read_image(png))))
     jpeg_ms = timed(lambda: encode_image(upscaler.upscale_image(read_image(png)), "jpeg"))
     batch4_ms = timed(lambda: predict(np.repeat(batch, 4, axis=0))) / 4
     return {
         "model_ms_per_frame": round(model_ms, 1),
         "model_fps": round(1000 / model_ms, 2),
+        # CPU time of all the process's threads: steadier than wall time on a shared machine.
+        "model_cpu_ms": round(cpu["model"], 1),
         "model_batch4_ms_per_frame": round(batch4_ms, 1),
         "in_process_request_ms": round(request_ms, 1),
         "in_process_request_fps": round(1000 / request_ms, 2),
@@ -175,6 +181,18 @@ class Server:
                 self.stop()
                 raise SystemExit(f"server not ready after 180 s; see {self.log.name}")
             time.sleep(0.5)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the server's processes (its session: parent, workers)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid:  # session id == the session leader's pid
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        return total / os.sysconf("SC_CLK_TCK")
 
     def batch_stats(self) -> tuple[float, float]:
         """(sum, count) of BentoML's adaptive batch size histogram in /metrics."""
@@ -293,7 +311,11 @@ def main() -> None:
             for clients in concurrency:
                 row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch}
                 total0, count0 = server.batch_stats()
+                cpu0 = server.cpu_seconds()
                 row.update(load(server.url, endpoint, pngs, clients, args.requests, fields))
+                cpu_ms = (server.cpu_seconds() - cpu0) / max(1, row["ok"]) * 1000
+                row["server_cpu_ms"] = round(cpu_ms, 1)
+                row["cpu_over_model"] = round(cpu_ms / bare["model_cpu_ms"], 2)
                 if row["p50_ms"] is not None:
                     row["fps_over_model"] = round(row["throughput_fps"] / bare["model_fps"], 2)
                     row["p50_over_model"] = round(row["p50_ms"] / bare["model_ms_per_frame"], 2)
@@ -315,6 +337,8 @@ def main() -> None:
         "throughput_fps",
         "fps_over_model",
         "p50_over_model",
+        "server_cpu_ms",
+        "cpu_over_model",
         "mean_batch",
         "failed",
     ]
