@@ -276,6 +276,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="requests per cell")
     parser.add_argument("--bare-runs", type=int, default=15)
     parser.add_argument("--clients", default="1,4", help="concurrent clients per cell")
+    parser.add_argument(
+        "--quick", action="store_true", help="one server: PNG and JPEG, batching off, short warm-up"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = parser.parse_args()
 
@@ -297,6 +300,9 @@ def main() -> None:
              ("/upscale_frames", 1, "/upscale_frames, batching off (default)", None),
              ("/upscale_frames", 1, "/upscale_frames, batching off, JPEG q90", jpeg),
              ("/upscale_frames", 8, "/upscale_frames, batching on (max 8)", None)]  # fmt: skip
+    if args.quick:  # for a loaded machine: the default answer, the cheap one, one server
+        modes = [m for m in modes if m[1] == 1 and m[3] is not stored]
+    warm = 8 if args.quick else 24
     server: Server | None = None
     server_batch = 0
     try:
@@ -307,7 +313,7 @@ def main() -> None:
                 server, server_batch = Server(max_batch), max_batch
             # Warm-up; BentoML's batching dispatcher also fits its latency model on the first
             # ~20 requests (holding some back on purpose), which is not what we measure.
-            load(server.url, endpoint, pngs, 4, 24, fields)
+            load(server.url, endpoint, pngs, 4, warm, fields)
             for clients in concurrency:
                 row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch}
                 total0, count0 = server.batch_stats()
