@@ -84,12 +84,62 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def child_bicubic(args: argparse.Namespace) -> None:
+    """The pipeline alone: OpenCV bicubic x4 in the model's place (no TensorFlow), so the row
+    shows what decoding, colour conversion, encoding and the queues cost per frame."""
+    import cv2
+
+    from videoboost.config import UpscaleConfig
+    from videoboost.videoio import QUEUE_FRAMES, upscale_video
+
+    cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
+    size = (LR_W * 4, LR_H * 4)
+    lr = np.random.default_rng(0).integers(0, 255, (LR_H, LR_W, 3), np.uint8)
+    c0 = time.process_time()
+    for _ in range(20):
+        cv2.resize(lr, size, interpolation=cv2.INTER_CUBIC)
+    model_cpu_ms = (time.process_time() - c0) / 20 * 1000
+    src = Path(args.child)
+    dst = src.with_name(src.stem + f"_bicubic_{args.stages}.mp4")
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = upscale_video(
+        src,
+        dst,
+        lambda frames: (cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames),
+        segment_frames=cfg.segment_frames,
+        crf=cfg.crf,
+        preset=cfg.preset,
+        job_key=f"bench-{time.time()}",
+        queue_frames=QUEUE_FRAMES if args.stages == "overlapped" else 0,
+    )
+    seconds = time.perf_counter() - t0
+    e2e_cpu_ms = (time.process_time() - c0) / result.frames * 1000
+    print(
+        json.dumps(
+            {
+                "frames": result.frames,
+                "seconds": round(seconds, 2),
+                "e2e_fps": round(result.frames / seconds, 2),
+                "model_cpu_ms": round(model_cpu_ms, 1),
+                "e2e_cpu_ms": round(e2e_cpu_ms, 1),
+                "peak_before_mb": 0,
+                "peak_after_mb": round(peak_mb()),
+                "rss_first_segment_mb": 0,
+                "rss_max_segment_mb": 0,
+                "output": f"{result.width}x{result.height}, {result.frames} frames",
+            }
+        )
+    )
+
+
 def child(args: argparse.Namespace) -> None:
     """One clip in this (fresh) process: model-only fps, the job, peak memory."""
     from videoboost.config import GeneratorConfig, UpscaleConfig
     from videoboost.engine import Upscaler, keras_predict, set_tf_threads
     from videoboost.videoio import QUEUE_FRAMES, probe, upscale_video
 
+    if args.model == "bicubic":
+        return child_bicubic(args)
     set_tf_threads(None)
     if args.model:
         from videoboost.tracking import load_generator
@@ -163,7 +213,11 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="URI or .keras path (default: random init); 'bicubic': OpenCV in its place, no TF",
+    )
     parser.add_argument("--frames", type=int, default=64, help="short clip length (long = 10x)")
     parser.add_argument("--preset", default="superfast", help="x264 preset of the output")
     parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output")
