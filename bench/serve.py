@@ -4,12 +4,15 @@ Measures, in one run on this machine:
 
 * the bare model in this process (``keras_predict`` on one 320x180 frame), and the same plus
   what a request adds in process (PNG decode, engine, PNG encode);
-* ``bentoml serve`` on 127.0.0.1 (one worker, from source), latency p50/p95/p99 and
-  throughput at 1, 4 and 16 concurrent clients, for ``/upscale_frames`` with adaptive
-  batching (``max_batch_size`` 8) and without (``max_batch_size`` 1, a second server), and for
-  ``/upscale`` (one image per request, never batched).
+* ``bentoml serve`` on 127.0.0.1 (one worker, from source, a port in 57000-57999), latency
+  p50/p95/p99 and throughput at 1, 4 (and ``--clients``) concurrent clients, for ``/upscale``
+  answering PNG (the default), JPEG (``format=jpeg``, quality 90) and stored PNG
+  (``compression=0``), and for ``/upscale_frames`` without adaptive batching (the default) and
+  with it (``max_batch_size`` 8, a second server);
+* each row's ratios to the bare model of the same run: throughput / model frames/s, and
+  p50 / model ms per frame.
 
-Every request sends one PNG frame and gets one 1280x720 PNG back. The clients run in this
+Every request sends one PNG frame and gets one 1280x720 frame back. The clients run in this
 process (threads), on the same cores as the server: on a 2-core machine they take a share.
 Requests are bounded (``--requests`` per cell); p99 of a few dozen requests is close to the
 maximum. Speed does not depend on the weights: without ``--model`` the fast tier
@@ -57,7 +60,6 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 LR_H, LR_W = 180, 320
-CONCURRENCY = (1, 4, 16)
 
 
 def frame_png(seed: int) -> bytes:
@@ -97,7 +99,7 @@ def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     """Median ms per frame: the model alone, and decode + engine + encode in process."""
     from videoboost.config import UpscaleConfig
     from videoboost.engine import Upscaler, keras_predict, set_tf_threads
-    from videoboost.images import encode_png, read_image
+    from videoboost.images import encode_image, encode_png, read_image
     from videoboost.tracking import load_generator
 
     set_tf_threads(None)
@@ -107,32 +109,46 @@ def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     batch = lr[None].astype(np.float32)
     upscaler = Upscaler(predict, info["scale"], UpscaleConfig().engine())
 
-    def timed(fn) -> float:
+    cpu: dict[str, float] = {}
+
+    def timed(fn, name: str = "") -> float:
         for _ in range(3):
             fn()  # trace, warm caches
-        samples = []
+        samples, cpus = [], []
         for _ in range(runs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             samples.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        cpu[name] = float(np.median(cpus) * 1000)
         return float(np.median(samples) * 1000)
 
-    model_ms = timed(lambda: predict(batch))
+    model_ms = timed(lambda: predict(batch), "model")
     request_ms = timed(lambda: encode_png(upscaler.upscale_image(read_image(png))))
+    jpeg_ms = timed(lambda: encode_image(upscaler.upscale_image(read_image(png)), "jpeg"))
     batch4_ms = timed(lambda: predict(np.repeat(batch, 4, axis=0))) / 4
     return {
         "model_ms_per_frame": round(model_ms, 1),
         "model_fps": round(1000 / model_ms, 2),
+        # CPU time of all the process's threads: steadier than wall time on a shared machine.
+        "model_cpu_ms": round(cpu["model"], 1),
         "model_batch4_ms_per_frame": round(batch4_ms, 1),
         "in_process_request_ms": round(request_ms, 1),
         "in_process_request_fps": round(1000 / request_ms, 2),
+        "in_process_jpeg_request_ms": round(jpeg_ms, 1),
     }
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port in 57000-57999 (kept clear of the usual development ports)."""
+    for port in np.random.default_rng().permutation(np.arange(57000, 58000)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", int(port)))
+            except OSError:
+                continue
+            return int(port)
+    raise SystemExit("no free port in 57000-57999")
 
 
 class Server:
@@ -166,6 +182,18 @@ class Server:
                 raise SystemExit(f"server not ready after 180 s; see {self.log.name}")
             time.sleep(0.5)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the server's processes (its session: parent, workers)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid:  # session id == the session leader's pid
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
     def batch_stats(self) -> tuple[float, float]:
         """(sum, count) of BentoML's adaptive batch size histogram in /metrics."""
         total = count = 0.0
@@ -186,7 +214,14 @@ class Server:
         self.log.close()
 
 
-def load(url: str, endpoint: str, pngs: list[bytes], clients: int, requests: int) -> dict:
+def load(
+    url: str,
+    endpoint: str,
+    pngs: list[bytes],
+    clients: int,
+    requests: int,
+    fields: dict[str, str] | None = None,
+) -> dict:
     """``requests`` POSTs from ``clients`` threads; latency percentiles and throughput."""
     field = "frames" if endpoint == "/upscale_frames" else "image"
     latencies: list[float] = []
@@ -203,7 +238,7 @@ def load(url: str, endpoint: str, pngs: list[bytes], clients: int, requests: int
                     return
                 files = {field: (f"f{i}.png", pngs[i % len(pngs)], "image/png")}
                 t0 = time.perf_counter()
-                r = http.post(endpoint, files=files)
+                r = http.post(endpoint, files=files, data=fields or {})
                 dt = time.perf_counter() - t0
                 ok = r.status_code == 200
                 if ok and endpoint == "/upscale_frames":
@@ -240,6 +275,10 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
     parser.add_argument("--requests", type=int, default=40, help="requests per cell")
     parser.add_argument("--bare-runs", type=int, default=15)
+    parser.add_argument("--clients", default="1,4", help="concurrent clients per cell")
+    parser.add_argument(
+        "--quick", action="store_true", help="one server: PNG and JPEG, batching off, short warm-up"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = parser.parse_args()
 
@@ -253,24 +292,39 @@ def main() -> None:
     tag = import_model(str(path)).tag
 
     rows = []
-    modes = [("/upscale_frames", 8, "batching on (max_batch_size 8)"),
-             ("/upscale_frames", 1, "batching off (max_batch_size 1)"),
-             ("/upscale", 1, "/upscale, one image per request")]  # fmt: skip
+    concurrency = [int(c) for c in args.clients.split(",")]
+    jpeg, stored = {"format": "jpeg", "quality": "90"}, {"compression": "0"}
+    modes = [("/upscale", 1, "/upscale, PNG (default)", None),
+             ("/upscale", 1, "/upscale, JPEG q90", jpeg),
+             ("/upscale", 1, "/upscale, PNG level 0", stored),
+             ("/upscale_frames", 1, "/upscale_frames, batching off (default)", None),
+             ("/upscale_frames", 1, "/upscale_frames, batching off, JPEG q90", jpeg),
+             ("/upscale_frames", 8, "/upscale_frames, batching on (max 8)", None)]  # fmt: skip
+    if args.quick:  # for a loaded machine: the default answer, the cheap one, one server
+        modes = [m for m in modes if m[1] == 1 and m[3] is not stored]
+    warm = 8 if args.quick else 24
     server: Server | None = None
     server_batch = 0
     try:
-        for endpoint, max_batch, label in modes:
+        for endpoint, max_batch, label, fields in modes:
             if server is None or server_batch != max_batch:
                 if server is not None:
                     server.stop()
                 server, server_batch = Server(max_batch), max_batch
             # Warm-up; BentoML's batching dispatcher also fits its latency model on the first
             # ~20 requests (holding some back on purpose), which is not what we measure.
-            load(server.url, endpoint, pngs, 4, 24)
-            for clients in CONCURRENCY:
+            load(server.url, endpoint, pngs, 4, warm, fields)
+            for clients in concurrency:
                 row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch}
                 total0, count0 = server.batch_stats()
-                row.update(load(server.url, endpoint, pngs, clients, args.requests))
+                cpu0 = server.cpu_seconds()
+                row.update(load(server.url, endpoint, pngs, clients, args.requests, fields))
+                cpu_ms = (server.cpu_seconds() - cpu0) / max(1, row["ok"]) * 1000
+                row["server_cpu_ms"] = round(cpu_ms, 1)
+                row["cpu_over_model"] = round(cpu_ms / bare["model_cpu_ms"], 2)
+                if row["p50_ms"] is not None:
+                    row["fps_over_model"] = round(row["throughput_fps"] / bare["model_fps"], 2)
+                    row["p50_over_model"] = round(row["p50_ms"] / bare["model_ms_per_frame"], 2)
                 total1, count1 = server.batch_stats()
                 if count1 > count0:  # frames per model call, this cell only
                     row["mean_batch"] = round((total1 - total0) / (count1 - count0), 2)
@@ -287,13 +341,18 @@ def main() -> None:
         "p95_ms",
         "p99_ms",
         "throughput_fps",
+        "fps_over_model",
+        "p50_over_model",
+        "server_cpu_ms",
+        "cpu_over_model",
         "mean_batch",
         "failed",
     ]
     print(f"\nbare model in process: {bare['model_ms_per_frame']} ms/frame "
           f"({bare['model_fps']} fps); batch of 4: {bare['model_batch4_ms_per_frame']} ms/frame; "
           f"PNG decode + engine + PNG encode: {bare['in_process_request_ms']} ms "
-          f"({bare['in_process_request_fps']} fps)")  # fmt: skip
+          f"({bare['in_process_request_fps']} fps); the same with JPEG q90: "
+          f"{bare['in_process_jpeg_request_ms']} ms")  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -1,5 +1,6 @@
-"""Benchmark: end-to-end video upscaling (decode + model + encode) against the model alone, and
-peak memory for a short clip and one 10x longer (memory must not grow with length).
+"""Benchmark: end-to-end video upscaling (decode + model + encode) against the model alone, with
+the stages overlapped (the default) and one after another (``queue_frames=0``), and peak memory
+for a short clip and one 10x longer (memory must not grow with length).
 
 The sources are the bundled clip scaled to 320x180 (looped for the long one), with an AAC
 track; the output is 1280x720 H.264 through :func:`videoboost.videoio.upscale_video`, exactly as
@@ -12,7 +13,7 @@ is random-initialised.
 
 Prints a table and writes ``bench/results/video.json``.
 
-    .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset medium]
+    .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset superfast]
 """
 
 from __future__ import annotations
@@ -83,12 +84,62 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def child_bicubic(args: argparse.Namespace) -> None:
+    """The pipeline alone: OpenCV bicubic x4 in the model's place (no TensorFlow), so the row
+    shows what decoding, colour conversion, encoding and the queues cost per frame."""
+    import cv2
+
+    from videoboost.config import UpscaleConfig
+    from videoboost.videoio import QUEUE_FRAMES, upscale_video
+
+    cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
+    size = (LR_W * 4, LR_H * 4)
+    lr = np.random.default_rng(0).integers(0, 255, (LR_H, LR_W, 3), np.uint8)
+    c0 = time.process_time()
+    for _ in range(20):
+        cv2.resize(lr, size, interpolation=cv2.INTER_CUBIC)
+    model_cpu_ms = (time.process_time() - c0) / 20 * 1000
+    src = Path(args.child)
+    dst = src.with_name(src.stem + f"_bicubic_{args.stages}.mp4")
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = upscale_video(
+        src,
+        dst,
+        lambda frames: (cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames),
+        segment_frames=cfg.segment_frames,
+        crf=cfg.crf,
+        preset=cfg.preset,
+        job_key=f"bench-{time.time()}",
+        queue_frames=QUEUE_FRAMES if args.stages == "overlapped" else 0,
+    )
+    seconds = time.perf_counter() - t0
+    e2e_cpu_ms = (time.process_time() - c0) / result.frames * 1000
+    print(
+        json.dumps(
+            {
+                "frames": result.frames,
+                "seconds": round(seconds, 2),
+                "e2e_fps": round(result.frames / seconds, 2),
+                "model_cpu_ms": round(model_cpu_ms, 1),
+                "e2e_cpu_ms": round(e2e_cpu_ms, 1),
+                "peak_before_mb": 0,
+                "peak_after_mb": round(peak_mb()),
+                "rss_first_segment_mb": 0,
+                "rss_max_segment_mb": 0,
+                "output": f"{result.width}x{result.height}, {result.frames} frames",
+            }
+        )
+    )
+
+
 def child(args: argparse.Namespace) -> None:
     """One clip in this (fresh) process: model-only fps, the job, peak memory."""
     from videoboost.config import GeneratorConfig, UpscaleConfig
     from videoboost.engine import Upscaler, keras_predict, set_tf_threads
-    from videoboost.videoio import probe, upscale_video
+    from videoboost.videoio import QUEUE_FRAMES, probe, upscale_video
 
+    if args.model == "bicubic":
+        return child_bicubic(args)
     set_tf_threads(None)
     if args.model:
         from videoboost.tracking import load_generator
@@ -100,25 +151,29 @@ def child(args: argparse.Namespace) -> None:
 
         generator = build_generator(GeneratorConfig(tier="fast", scale=4))
         scale = 4
-    cfg = UpscaleConfig(preset=args.preset)
+    cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
     predict = keras_predict(generator)
     upscaler = Upscaler(predict, scale, cfg.engine())
     batch = np.random.default_rng(0).uniform(0, 255, (cfg.batch, LR_H, LR_W, 3))
     batch = batch.astype(np.float32)
     for _ in range(2):
         predict(batch)  # trace
-    runs = []
+    runs, cpu = [], []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         predict(batch)
         runs.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     model_fps = cfg.batch / float(np.median(runs))
+    # CPU time (all threads of the process) per frame: on a shared machine wall time follows
+    # the other jobs' load, CPU time much less.
+    model_cpu_ms = float(np.median(cpu)) / cfg.batch * 1000
     before = peak_mb()
 
     src = Path(args.child)
     dst = src.with_name(src.stem + "_x4.mp4")
     rss_after_segment: list[int] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = upscale_video(
         src,
         dst,
@@ -128,8 +183,10 @@ def child(args: argparse.Namespace) -> None:
         preset=cfg.preset,
         job_key=f"bench-{time.time()}",
         progress=lambda done, total: rss_after_segment.append(round(rss_mb())),
+        queue_frames=QUEUE_FRAMES if args.stages == "overlapped" else 0,
     )
     seconds = time.perf_counter() - t0
+    e2e_cpu_ms = (time.process_time() - c0) / result.frames * 1000
     out = probe(dst)
     print(
         json.dumps(
@@ -138,6 +195,10 @@ def child(args: argparse.Namespace) -> None:
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
                 "model_fps": round(model_fps, 2),
+                "e2e_over_model": round(result.frames / seconds / model_fps, 2),
+                "model_cpu_ms": round(model_cpu_ms, 1),
+                "e2e_cpu_ms": round(e2e_cpu_ms, 1),
+                "model_cpu_share": round(model_cpu_ms / e2e_cpu_ms, 2),
                 "peak_before_mb": round(before),
                 "peak_after_mb": round(peak_mb()),
                 "rss_first_segment_mb": rss_after_segment[0],
@@ -152,9 +213,17 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="URI or .keras path (default: random init)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="URI or .keras path (default: random init); 'bicubic': OpenCV in its place, no TF",
+    )
     parser.add_argument("--frames", type=int, default=64, help="short clip length (long = 10x)")
-    parser.add_argument("--preset", default="medium", help="x264 preset of the output")
+    parser.add_argument("--preset", default="superfast", help="x264 preset of the output")
+    parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output")
+    parser.add_argument(
+        "--stages", default="both", choices=["both", "overlapped", "sequential"], help="which paths"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,25 +233,31 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))
     rows = []
+    stages = ["sequential", "overlapped"] if args.stages == "both" else [args.stages]
     for name, frames in (("short", args.frames), ("long (10x)", args.frames * 10)):
         src = make_source(work / f"{frames}.mp4", frames)
-        cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset]
-        if args.model:
-            cmd += ["--model", args.model]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
-        if out.returncode != 0:
-            raise SystemExit(f"{name} clip failed:\n{out.stderr[-3000:]}")
-        row = {"clip": name, **json.loads(out.stdout.strip().splitlines()[-1])}
-        row["job_mb"] = row["peak_after_mb"] - row["peak_before_mb"]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for mode in stages:  # the same source, one after the other: same load, same clip
+            cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset,
+                   "--crf", str(args.crf), "--stages", mode]  # fmt: skip
+            if args.model:
+                cmd += ["--model", args.model]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+            if out.returncode != 0:
+                raise SystemExit(f"{name} clip failed:\n{out.stderr[-3000:]}")
+            row = {"clip": name, "stages": mode, **json.loads(out.stdout.strip().splitlines()[-1])}
+            row["job_mb"] = row["peak_after_mb"] - row["peak_before_mb"]
+            if mode == "overlapped" and len(stages) == 2:
+                row["over_sequential"] = round(row["e2e_fps"] / rows[-1]["e2e_fps"], 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
 
-    cols = ["clip", "frames", "seconds", "e2e_fps", "model_fps", "peak_before_mb",
-            "peak_after_mb", "job_mb", "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
+    cols = ["clip", "stages", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
+            "over_sequential", "model_cpu_ms", "e2e_cpu_ms", "model_cpu_share", "peak_before_mb", "peak_after_mb", "job_mb",
+            "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     print(f"\noutput: {rows[-1]['output']}")
     result = Path(args.out)
     result.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +268,7 @@ def main() -> None:
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                 "model": args.model or "fast tier, x4, random init",
                 "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
-                f"x264 preset {args.preset}, crf 18, segments of 64 frames",
+                f"x264 preset {args.preset}, crf {args.crf}, segments of 64 frames",
                 "rows": rows,
             },
             indent=2,

@@ -3,9 +3,12 @@
 Endpoints (all POST, multipart/form-data):
 
 * ``/upscale`` -- field ``image`` (PNG/JPEG) -> the upscaled PNG. Optional fields ``scale``
-  (must equal the model's), ``tile``, ``height`` and ``postprocess`` (JSON).
+  (must equal the model's), ``tile``, ``height``, ``postprocess`` (JSON), and the answer's
+  encoding: ``format`` (png, jpeg, webp), ``quality`` (JPEG/WebP) and ``compression`` (PNG).
 * ``/upscale_frames`` -- fields ``frames`` (one or more PNG/JPEG) -> a JSON list of base64 PNGs,
-  in order. Adaptive batching: frames of concurrent requests share model calls.
+  in order; ``format``, ``quality``, ``compression`` as above. With adaptive batching on
+  (``max_batch_size`` > 1, for GPUs) frames of concurrent requests share model calls and the
+  endpoint takes ``frames`` only (a batchable BentoML API takes one argument).
 * ``/upscale_video`` -- a BentoML task: ``POST /upscale_video/submit`` with field ``video``,
   then ``GET /upscale_video/status?task_id=`` and ``GET /upscale_video/get?task_id=`` -> MP4
   (H.264, source fps, frame count and audio). Same optional fields as ``/upscale``.
@@ -51,7 +54,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, get_origin
+from typing import Annotated, Any, Literal, get_origin
 
 import bentoml
 import numpy as np
@@ -76,7 +79,7 @@ from videoboost.engine import (
     plan_output,
 )
 from videoboost.errors import SourceError
-from videoboost.images import UnsupportedImageFormat, encode_png, read_image
+from videoboost.images import RESPONSE_FORMATS, UnsupportedImageFormat, encode_image, read_image
 
 log = logging.getLogger("bentoml.videoboost")  # under BentoML's configured logger
 
@@ -225,6 +228,9 @@ VideoUpload = Annotated[Path, BeforeValidator(_video_part)]
 Tile = Annotated[int, Ge(0), Le(CONFIG.max_tile)]
 Height = Annotated[int, Ge(16), Le(8640)]
 Scale = Annotated[int, Ge(1), Le(8)]
+ImageFormat = Literal["png", "jpeg", "webp"]
+Quality = Annotated[int, Ge(1), Le(100)]
+Compression = Annotated[int, Ge(0), Le(9)]
 
 # What the OpenAPI page shows beside each field. No field gets an `example` that differs from
 # its default: "Try it out" fills the form with examples and sends them.
@@ -243,6 +249,16 @@ HEIGHT_FIELD = Field(
     description="Output height in pixels, e.g. `720`; the aspect ratio is kept. Empty: the "
     f"model's factor ({_X}). Beyond it the rest is a Lanczos resize, said in the "
     "`X-VideoBoost-Note` header.",
+)
+FORMAT_FIELD = Field(
+    description="Encoding of the answer: `png` (lossless, the default), or `jpeg` / `webp` "
+    "(lossy, smaller; `quality` applies). JPEG is the cheapest to make: a 720p PNG costs "
+    "about as much CPU as the fast model itself.",
+)
+QUALITY_FIELD = Field(description="JPEG / WebP quality, 1 to 100; ignored for PNG.")
+COMPRESSION_FIELD = Field(
+    description="PNG zlib level, 0 (stored: fastest, largest) to 9 (smallest, slowest); "
+    "1 is fast at little cost in size. Ignored for JPEG / WebP.",
 )
 POSTPROCESS_FIELD = Field(
     description='Optional finishing, JSON, e.g. `{"unsharp_amount": 0.5}`. The defaults '
@@ -635,14 +651,20 @@ class VideoBoost:
         tile: Annotated[Tile, TILE_FIELD] = CONFIG.tile,
         height: Annotated[Height | None, HEIGHT_FIELD] = None,
         postprocess: Annotated[PostProcess | None, POSTPROCESS_FIELD] = None,
+        format: Annotated[ImageFormat, FORMAT_FIELD] = "png",
+        quality: Annotated[Quality, QUALITY_FIELD] = 90,
+        compression: Annotated[Compression, COMPRESSION_FIELD] = 1,
     ) -> Annotated[Path, bentoml.validators.ContentType("image/png")]:
-        """Upscale one PNG or JPEG image by the model's factor; the answer is a PNG.
+        """Upscale one PNG or JPEG image by the model's factor; the answer is a PNG unless
+        `format` asks for JPEG or WebP.
 
-        Only `image` is needed; leave the other fields empty for the model's own factor.
+        Only `image` is needed; leave the other fields as they are for the model's own factor
+        and a PNG.
 
         ```bash
         curl -F image=@frame.png http://127.0.0.1:3000/upscale -o frame_x4.png
         curl -F image=@frame.png -F height=720 http://127.0.0.1:3000/upscale -o frame_720p.png
+        curl -F image=@frame.png -F format=jpeg -F quality=90 http://127.0.0.1:3000/upscale -o x4.jpg
         ```
 
         The answer's headers name the model (`X-VideoBoost-Model`,
@@ -655,30 +677,69 @@ class VideoBoost:
         sr = self._upscaler(tile).upscale_image(lr, height=height, postprocess=postprocess)
         headers = {**self.headers, "X-VideoBoost-Postprocess": _postprocess_header(postprocess)}
         headers["X-VideoBoost-Note"] = plan_output(*lr.shape[:2], self.scale, height)[2]
-        return Response(encode_png(sr), media_type="image/png", headers=headers)
+        data = encode_image(sr, format, quality=quality, compression=compression)
+        return Response(data, media_type=RESPONSE_FORMATS[format], headers=headers)
 
-    @bentoml.api(route="/upscale_frames", **_BATCHING)
-    def upscale_frames(self, frames: Annotated[list[FrameUpload], FRAMES_FIELD]) -> list[str]:
-        """Upscale several PNG or JPEG frames; the answer is a JSON list of base64 PNGs, in order.
-
-        Frames of concurrent requests share model calls (adaptive batching, up to
-        `max_batch_size` frames). The endpoint takes only `frames`: the default tile, no
-        post-processing. On this page, press *Add item* once per frame.
-
-        ```bash
-        curl -F frames=@a.png -F frames=@b.png http://127.0.0.1:3000/upscale_frames
-        ```
-        """
+    def _frames_answer(
+        self, frames: list[np.ndarray], fmt: str, quality: int, compression: int
+    ) -> list[str]:
+        """The frames upscaled, encoded and base64'd, in the order given."""
         order = sorted(range(len(frames)), key=lambda i: frames[i].shape)
-        upscaler = self._upscaler(batch=CONFIG.max_batch_size)
+        upscaler = self._upscaler(batch=max(CONFIG.batch, CONFIG.max_batch_size))
         srs = upscaler.upscale_frames(frames[i] for i in order)
-        # PNG encoding of a 720p frame costs about what the model does, and OpenCV releases
-        # the GIL while encoding: spread the batch's encodes over the cores.
-        pngs = self.encoders.map(lambda sr: base64.b64encode(encode_png(sr)).decode(), srs)
+
+        def encode(sr: np.ndarray) -> str:
+            data = encode_image(sr, fmt, quality=quality, compression=compression)
+            return base64.b64encode(data).decode()
+
+        # Encoding a 720p frame costs about what the model does, and OpenCV releases the GIL
+        # while encoding: the encodes overlap the model's next batch and each other.
+        encoded = self.encoders.map(encode, srs)
         out: list[str] = [""] * len(frames)
-        for i, png in zip(order, pngs, strict=True):
-            out[i] = png
+        for i, text in zip(order, encoded, strict=True):
+            out[i] = text
         return out
+
+    if _BATCHING:
+        # BentoML's batchable APIs take exactly one argument, so with adaptive batching on
+        # (GPU deployments) the frames come back as PNGs at the fast level.
+        @bentoml.api(route="/upscale_frames", **_BATCHING)
+        def upscale_frames(self, frames: Annotated[list[FrameUpload], FRAMES_FIELD]) -> list[str]:
+            """Upscale several PNG or JPEG frames; the answer is a JSON list of base64 PNGs,
+            in order.
+
+            Frames of concurrent requests share model calls (adaptive batching, up to
+            `max_batch_size` frames). The endpoint takes only `frames`: the default tile, no
+            post-processing. On this page, press *Add item* once per frame.
+
+            ```bash
+            curl -F frames=@a.png -F frames=@b.png http://127.0.0.1:3000/upscale_frames
+            ```
+            """
+            return self._frames_answer(frames, "png", 90, 1)
+
+    else:
+
+        @bentoml.api(route="/upscale_frames")
+        def upscale_frames(
+            self,
+            frames: Annotated[list[FrameUpload], FRAMES_FIELD],
+            format: Annotated[ImageFormat, FORMAT_FIELD] = "png",
+            quality: Annotated[Quality, QUALITY_FIELD] = 90,
+            compression: Annotated[Compression, COMPRESSION_FIELD] = 1,
+        ) -> list[str]:
+            """Upscale several PNG or JPEG frames; the answer is a JSON list of base64 images
+            (PNG unless `format` says otherwise), in order.
+
+            The frames of one request share model calls; the default tile, no
+            post-processing. On this page, press *Add item* once per frame.
+
+            ```bash
+            curl -F frames=@a.png -F frames=@b.png http://127.0.0.1:3000/upscale_frames
+            curl -F frames=@a.png -F format=jpeg http://127.0.0.1:3000/upscale_frames
+            ```
+            """
+            return self._frames_answer(frames, format, quality, compression)
 
     @bentoml.task(route="/upscale_video")
     async def upscale_video(
@@ -987,8 +1048,9 @@ Benchmark gain: {gain}.
 
 | endpoint | send (multipart/form-data) | answer |
 |---|---|---|
-| `POST /upscale` | `image`: a PNG or JPEG | the upscaled PNG |
-| `POST /upscale_frames` | `frames`: one or more PNG/JPEG | a JSON list of base64 PNGs |
+| `POST /upscale` | `image`: a PNG or JPEG | the upscaled PNG (JPEG or WebP with `format`) |
+| `POST /upscale_frames` | `frames`: one or more PNG/JPEG | a JSON list of base64 PNGs (or \
+JPEG/WebP) |
 | `POST /upscale_video/submit` | `video`: MP4, MOV, MKV, WebM... | `{{"task_id": …}}`; then \
 `GET /upscale_video/status` and `GET /upscale_video/get` (the MP4) |
 
@@ -1139,6 +1201,11 @@ def _openapi(spec: dict) -> dict:
         ok = paths.get(route, {}).get(verb, {}).get("responses", {}).get("200", {})
         if "application/json" in ok.get("content", {}):
             ok["content"]["application/json"]["example"] = example
+    # /upscale answers in the encoding `format` asks for, not only the PNG its type names.
+    ok = paths.get("/upscale", {}).get("post", {}).get("responses", {}).get("200", {})
+    if "image/png" in ok.get("content", {}):
+        for media in RESPONSE_FORMATS.values():
+            ok["content"].setdefault(media, dict(ok["content"]["image/png"]))
     return spec
 
 

@@ -292,7 +292,7 @@ def test_rotated_clip_gives_upright_training_frames(tmp_path):
     assert frames[0].rgb.shape == (48, 32, 3)
     assert _red_quadrant(frames[0].rgb) == "bl"
     # The same picture the upscaler decodes (PyAV, turned by the same metadata).
-    from videoboost.videoio import _decode
+    from videoboost.video_read import decode_frames
 
-    _, rgb, _ = next(_decode(src))
+    _, rgb, _ = next(decode_frames(src))
     assert np.abs(rgb.astype(int) - frames[0].rgb.astype(int)).mean() < 3

@@ -15,6 +15,7 @@ Chromium on the page (BentoML 1.4.40's Swagger UI):
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -94,18 +95,58 @@ def _send_form(served, route: str, parts: list[tuple]) -> httpx.Response:
 
 def test_try_it_out_form_is_accepted_on_upscale(served, spec):
     parts = swagger_form(spec, "/upscale", [("image", ("small.png", _png(20, 28), "image/png"))])
-    assert {p[0] for p in parts} == {"image", "scale", "tile", "height", "postprocess"}
+    assert {p[0] for p in parts} == {
+        "image", "scale", "tile", "height", "postprocess", "format", "quality", "compression"
+    }  # fmt: skip
     r = _send_form(served, "/upscale", parts)
     assert r.status_code == 200, r.text
     assert r.headers["x-videoboost-postprocess"] == "off"  # the defaults change nothing
-    assert Image.open(io.BytesIO(r.content)).size == (28 * SCALE, 20 * SCALE)
+    assert r.headers["content-type"] == "image/png"  # PNG stays the default
+    img = Image.open(io.BytesIO(r.content))
+    assert (img.format, img.size) == ("PNG", (28 * SCALE, 20 * SCALE))
+
+
+def _with(parts: list[tuple], **values) -> list[tuple]:
+    """``parts`` with some JSON fields set, as after editing them on the page."""
+    out = []
+    for name, part in parts:
+        if name in values:
+            part = ("blob", json.dumps(values[name], indent=2).encode(), "application/json")
+        out.append((name, part))
+    return out
+
+
+def test_the_encoding_fields_show_their_choices_and_defaults(spec):
+    media = spec["paths"]["/upscale"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = media["schema"]["properties"]
+    assert props["format"]["enum"] == ["png", "jpeg", "webp"]
+    assert (props["format"]["default"], props["quality"]["default"]) == ("png", 90)
+    assert props["compression"]["default"] == 1
+    assert (props["quality"]["minimum"], props["quality"]["maximum"]) == (1, 100)
+    assert (props["compression"]["minimum"], props["compression"]["maximum"]) == (0, 9)
+    ok = spec["paths"]["/upscale"]["post"]["responses"]["200"]["content"]
+    assert {"image/png", "image/jpeg", "image/webp"} <= set(ok)
+
+
+def test_try_it_out_with_jpeg_chosen_answers_a_jpeg(served, spec):
+    image = [("image", ("small.png", _png(20, 28), "image/png"))]
+    parts = _with(swagger_form(spec, "/upscale", image), format="jpeg", quality=80)
+    r = _send_form(served, "/upscale", parts)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(r.content)).format == "JPEG"
 
 
 def test_try_it_out_form_is_accepted_on_upscale_frames(served, spec):
     frames = [("frames", (f"f{i}.png", _png(12, 16, seed=i), "image/png")) for i in range(2)]
-    r = _send_form(served, "/upscale_frames", swagger_form(spec, "/upscale_frames", frames))
+    parts = swagger_form(spec, "/upscale_frames", frames)
+    assert {p[0] for p in parts} == {"frames", "format", "quality", "compression"}
+    r = _send_form(served, "/upscale_frames", parts)
     assert r.status_code == 200, r.text
     assert len(r.json()) == 2
+    r = _send_form(served, "/upscale_frames", _with(parts, format="webp"))
+    assert r.status_code == 200, r.text
+    assert [Image.open(io.BytesIO(base64.b64decode(x))).format for x in r.json()] == ["WEBP"] * 2
 
 
 def test_try_it_out_runs_a_video_task_from_submit_to_get(served, spec, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from media import texture
 from tiny import hidden_files, make_clip, upscale_cli
 
-from videoboost import videoio
+from videoboost import video_write
 from videoboost.batch import plan_jobs
 from videoboost.videoio import OutputError, VideoWriter, probe, upscale_video
 
@@ -145,7 +145,9 @@ def test_temp_files_are_private_and_removed(tmp_path):
         seen.append((parts.stat().st_mode & 0o777, [t.stat().st_mode & 0o777 for t in temps]))
         yield from frames
 
-    upscale_video(src, dst, inspect, segment_frames=2, preset="ultrafast")
+    # Stages in turn, so the segment's file exists when the model stage starts; the overlapped
+    # path writes through the same VideoWriter on its encoder thread.
+    upscale_video(src, dst, inspect, segment_frames=2, preset="ultrafast", queue_frames=0)
 
     assert seen == [(0o700, [0o600])] * 3
     assert dst.stat().st_mode & 0o777 == _umask_mode()
@@ -165,7 +167,7 @@ def test_links_at_temp_and_work_folder_names_are_not_followed(tmp_path, monkeypa
     victim.write_bytes(b"must survive")
     planted = tmp_path / ".planted.partial.mp4"
     planted.symlink_to(victim)
-    monkeypatch.setattr(videoio, "_temp_path", lambda dst: planted)
+    monkeypatch.setattr(video_write, "_temp_path", lambda dst: planted)
     with (
         pytest.raises(OutputError, match="cannot create the temp file"),
         VideoWriter(tmp_path / "w.mp4", 25) as writer,

@@ -161,8 +161,61 @@ def test_frames_endpoint_serves_concurrent_requests(served):
         assert len(outs) == len(idx)
         for i, sr in zip(idx, outs, strict=True):
             assert sr.shape == (frames[i].shape[0] * SCALE, frames[i].shape[1] * SCALE, 3)
-            assert np.abs(sr.astype(int) - singles[i]).max() <= 1  # batching changes nothing
-    assert "adaptive_batch_size" in served.client.get("/metrics").text
+            assert np.abs(sr.astype(int) - singles[i]).max() <= 1  # sharing calls changes nothing
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
+
+
+@pytest.mark.parametrize(
+    "fields, mime, kind",
+    [
+        ({"compression": 0}, "image/png", "PNG"),
+        ({"compression": 9}, "image/png", "PNG"),
+        ({"format": "jpeg", "quality": 95}, "image/jpeg", "JPEG"),
+        ({"format": "webp", "quality": 95}, "image/webp", "WEBP"),
+    ],
+    ids=["png-0", "png-9", "jpeg", "webp"],
+)
+def test_upscale_answers_in_the_encoding_asked_for(served, fields, mime, kind):
+    lr = texture(30, 44, seed=5)
+    reference = _decode(_upscale(served, lr).content).astype(int)  # the default: PNG, level 1
+    r = _upscale(served, lr, **fields)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == mime
+    img = Image.open(io.BytesIO(r.content))
+    assert img.format == kind
+    sr = np.asarray(img.convert("RGB")).astype(int)
+    assert sr.shape == reference.shape == (30 * SCALE, 44 * SCALE, 3)
+    if kind == "PNG":
+        assert np.array_equal(sr, reference)  # lossless at every level
+    else:
+        assert _psnr(sr, reference) > 30
+
+
+def test_frames_endpoint_answers_in_the_encoding_asked_for(served):
+    frames = [texture(18, 32, seed=s) for s in range(2)]
+    files = [("frames", (f"f{i}.png", _png(f), "image/png")) for i, f in enumerate(frames)]
+    r = served.client.post("/upscale_frames", files=files, data={"format": "jpeg", "quality": "90"})
+    assert r.status_code == 200, r.text
+    for item, lr in zip(r.json(), frames, strict=True):
+        img = Image.open(io.BytesIO(base64.b64decode(item)))
+        assert img.format == "JPEG"
+        reference = _decode(_upscale(served, lr).content)
+        assert _psnr(np.asarray(img.convert("RGB")), reference) > 30
+
+
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"format": "gif"}, "format"),
+        ({"quality": 0}, "quality"),
+        ({"compression": 10}, "compression"),
+    ],
+)
+def test_a_bad_encoding_is_a_400_naming_the_field(served, fields, needle):
+    _assert_error(_upscale(served, texture(8, 8), **fields), 400, needle)
 
 
 # --------------------------------------------------------------------------- video task

@@ -278,3 +278,77 @@ def test_audio_only_source_is_not_a_video(tmp_path):
         out.mux(a.encode(None))
     with pytest.raises(SourceError, match=r"voice\.m4a.*no video stream"):
         probe(audio_only)
+
+
+# --------------------------------------------------------------------------- overlapped stages
+
+
+def test_overlapped_and_sequential_stages_write_the_same_video(tmp_path):
+    # Textured, moving frames at the default preset (B-frames, several x264 threads), in
+    # segments that do not divide the length: the overlap must not change a single pixel.
+    src = make_clip(tmp_path / "in.mp4", 23, size=(64, 48), rate=NTSC, audio_streams=1)
+    outs = {}
+    for depth in (0, 8):
+        dst = tmp_path / f"up-{depth}.mp4"
+        res = upscale_video(src, dst, _nearest(2), segment_frames=6, queue_frames=depth)
+        assert (res.frames, res.segments, res.fps) == (23, 4, NTSC)
+        outs[depth] = dst
+    seq, ovl = probe(outs[0]), probe(outs[8])
+    assert (seq.frame_count, seq.fps, seq.width, seq.height) == (23, NTSC, 128, 96)
+    assert (ovl.frame_count, ovl.fps, ovl.width, ovl.height) == (23, NTSC, 128, 96)
+    assert seq.audio_codecs == ovl.audio_codecs == ("aac",)
+    assert _audio_packets(outs[8]) == _audio_packets(outs[0]) == _audio_packets(src)
+    a, b = _frames(outs[0]), _frames(outs[8])
+    assert len(a) == len(b) == 23
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("depth", [0, 8], ids=["sequential", "overlapped"])
+def test_a_failing_model_stage_stops_the_job_and_writes_nothing(tmp_path, depth):
+    src = _make_clip(tmp_path / "in.mp4", 20, rate=Fraction(25))
+    dst = tmp_path / "up.mp4"
+    calls = 0
+
+    def model(frames):
+        nonlocal calls
+        calls += 1
+        for k, rgb in enumerate(_nearest(2)(frames)):
+            if calls == 2 and k == 3:
+                raise RuntimeError("the model ran out of memory")
+            yield rgb
+
+    with pytest.raises(RuntimeError, match="ran out of memory"):
+        upscale_video(src, dst, model, segment_frames=8, preset="ultrafast", queue_frames=depth)
+    assert calls == 2  # the job stopped at the failure
+    assert not dst.exists()
+    assert _leftovers(tmp_path, dst) == [".up.mp4.parts"]  # no temp output, only the work
+    parts = tmp_path / ".up.mp4.parts"
+    # The segment finished before the failure is kept for a rerun; the failing one left nothing.
+    assert sorted(p.name for p in parts.iterdir()) == ["manifest.json", "seg-00000.mp4"]
+
+
+@pytest.mark.parametrize("depth", [0, 8], ids=["sequential", "overlapped"])
+def test_a_failing_encoder_stage_reaches_the_caller_with_its_message(tmp_path, depth):
+    src = _make_clip(tmp_path / "in.mp4", 12, rate=Fraction(25))
+    dst = tmp_path / "up.mp4"
+
+    def wrong_dtype(frames):
+        return [f.astype(np.float32) for f in frames]  # the encoder refuses these
+
+    with pytest.raises(ValueError, match=r"uint8 RGB"):
+        upscale_video(src, dst, wrong_dtype, segment_frames=4, queue_frames=depth)
+    assert not dst.exists()
+    parts = tmp_path / ".up.mp4.parts"
+    assert list(parts.iterdir()) == []  # no half-written segment, no temp file
+
+
+def test_a_failing_decoder_stage_stops_the_model_and_writes_nothing(tmp_path):
+    whole = _make_clip(tmp_path / "whole.mp4", 40, rate=Fraction(25), faststart=True)
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])  # opens, decodes, then runs out
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(SourceError, match=r"cut\.mp4"):
+        upscale_video(cut, dst, _nearest(2), segment_frames=8, preset="ultrafast")
+    assert not dst.exists()
+    assert _leftovers(tmp_path, dst) == []  # the source is bad: its segments are no use

@@ -169,7 +169,7 @@ def upscale_jobs(
     postprocess=None,
     segment_frames: int = 64,
     crf: int = 18,
-    preset: str = "medium",
+    preset: str = "superfast",
     progress: bool = True,
     log=print,
 ) -> list[Outcome]:

@@ -10,7 +10,7 @@ and Dask:
 * :func:`prepare_video` cuts a long video at keyframes into :class:`Part` s, using packet
   timestamps only (no decoding). :func:`upscale_part` seeks to its keyframe, decodes just its
   range, upscales and encodes it; :func:`stitch` joins the parts by remuxing and adds the
-  source audio, through the same code as :func:`videoboost.videoio.upscale_video`: the output
+  source audio, through the same :mod:`videoboost.segments` as :func:`videoboost.videoio.upscale_video`: the output
   has the source's exact frame count, frame rate (or frame times) and audio.
 
 Everything a part writes goes to a work folder beside the output (``.<name>.fanout``), so the
@@ -19,6 +19,7 @@ output folder must be shared by all workers. A rerun skips parts already finishe
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -200,10 +201,10 @@ def keyframe_parts(src: str | Path, split_frames: int) -> tuple[Part, ...] | Non
     """
     import av
 
-    from videoboost.videoio import _open_input
+    from videoboost.video_read import open_input
 
     try:
-        with _open_input(Path(src)) as container:
+        with open_input(Path(src)) as container:
             stream = container.streams.video[0]
             declared = int(stream.frames or 0)
             packets = [
@@ -250,7 +251,7 @@ def prepare_video(
     split_frames: int,
     job_key: str,
     crf: int = 18,
-    preset: str = "medium",
+    preset: str = "superfast",
 ) -> VideoPlan | None:
     """Plan ``src`` -> ``dst`` in parts and ready the work folder; None: do it in one piece.
 
@@ -262,7 +263,9 @@ def prepare_video(
     Raises:
         OutputError: the output folder cannot be written or will not take the source's audio.
     """
-    from videoboost.videoio import _AtomicOutput, _job_key, _Manifest, probe
+    from videoboost.segments import WorkFolder, work_key
+    from videoboost.video_read import probe
+    from videoboost.video_write import check_writable
 
     src, dst = Path(src), Path(dst)
     parts = keyframe_parts(src, split_frames)
@@ -270,12 +273,8 @@ def prepare_video(
         return None
     info = probe(src, count_frames=False)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    preflight = _AtomicOutput(dst)
-    try:
-        preflight.add_audio(src)
-    finally:
-        preflight.abort()
-    key = _job_key(
+    check_writable(dst, src)
+    key = work_key(
         src,
         version=_PLAN_VERSION,
         job_key=job_key,
@@ -284,9 +283,9 @@ def prepare_video(
         preset=preset,
     )
     workdir = dst.parent / f".{dst.name}.fanout"
-    manifest = _Manifest(workdir, key)  # private folder; cleared when the key differs
-    manifest.data.update(src=str(src), job_key=job_key, parts=len(parts))
-    manifest.save()
+    work = WorkFolder(workdir, key)  # private folder; cleared when the key differs
+    work.data.update(src=str(src), job_key=job_key, parts=len(parts))
+    work.save()
     return VideoPlan(src, dst, info.fps, parts, key, workdir, crf, preset)
 
 
@@ -304,9 +303,9 @@ def _decode_part(plan: VideoPlan, part: Part, *, seek: bool = True) -> Iterator[
     import numpy as np
 
     from videoboost.errors import SourceError
-    from videoboost.videoio import _open_input, _quarter_turns
+    from videoboost.video_read import open_input, quarter_turns
 
-    with _open_input(plan.src) as container:
+    with open_input(plan.src) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if seek and part.seek_dts is not None:
@@ -333,7 +332,7 @@ def _decode_part(plan: VideoPlan, part: Part, *, seek: bool = True) -> Iterator[
                     return
                 first = False
                 if turns is None:
-                    turns = _quarter_turns(plan.src, frame)
+                    turns = quarter_turns(plan.src, frame)
                 rgb = frame.to_ndarray(format="rgb24")
                 if turns:
                     rgb = np.ascontiguousarray(np.rot90(rgb, turns))
@@ -366,7 +365,10 @@ def upscale_part(
         SourceError: the part cannot be decoded.
         OutputError: the part decoded to another number of frames than planned.
     """
-    from videoboost.videoio import OutputError, VideoWriter, limit_heap_retention
+    from videoboost.heap import limit_heap_retention
+    from videoboost.stages import WriteBehind, read_ahead
+    from videoboost.video_write import OutputError, VideoWriter
+    from videoboost.videoio import QUEUE_FRAMES
 
     started = time.monotonic()
     if _read_sidecar(plan, part) is not None:
@@ -374,15 +376,23 @@ def upscale_part(
     limit_heap_retention()
     times: list[Fraction] = []
 
-    def lr_frames():
-        for rgb, seconds in _decode_part(plan, part):
+    def lr_frames(decoded):
+        for rgb, seconds in decoded:
             times.append(seconds)
             yield rgb
 
+    # Decoding, the model and encoding overlap, as in videoio.upscale_video.
+    decoded = read_ahead(_decode_part(plan, part), QUEUE_FRAMES, name="decode")
     writer = VideoWriter(plan.part_file(part), plan.fps, crf=plan.crf, preset=plan.preset)
+    with (
+        contextlib.closing(decoded),
+        WriteBehind(writer.write, QUEUE_FRAMES, on_abort=writer.abort, name="encode") as encode,
+    ):
+        for sr in upscaler.upscale_frames(
+            lr_frames(decoded), height=height, postprocess=postprocess
+        ):
+            encode.put(sr)
     with writer:
-        for sr in upscaler.upscale_frames(lr_frames(), height=height, postprocess=postprocess):
-            writer.write(sr)
         if writer.frames_written != part.frames:
             raise OutputError(
                 f"{plan.src}: part {part.index} decoded to {writer.frames_written} frames, "
@@ -414,7 +424,15 @@ def stitch(plan: VideoPlan) -> dict[str, Any]:
     Raises:
         OutputError: a part is missing or does not fit (run the batch again).
     """
-    from videoboost.videoio import OutputError, _concat, _kept_times, _Timeline, probe
+    from videoboost.segments import (
+        Timeline,
+        join_segments,
+        kept_times,
+        result_note,
+        start_frame,
+    )
+    from videoboost.video_read import probe
+    from videoboost.video_write import OutputError
 
     cars = [_read_sidecar(plan, p) for p in plan.parts]
     missing = [p.index for p, car in zip(plan.parts, cars, strict=True) if car is None]
@@ -429,27 +447,20 @@ def stitch(plan: VideoPlan) -> dict[str, Any]:
         raise OutputError(f"{plan.workdir}: the parts hold {total} frames, {plan.frames} planned")
     # As upscale_video: the picture keeps its place relative to the audio, and a variable
     # frame rate keeps the source's frame times.
-    start_frame = max(0, round(times[0] * plan.fps))
-    timeline = _Timeline(plan.fps, start_frame, _kept_times(plan.src, times, plan.fps))
+    first = start_frame(times[0], plan.fps)
+    timeline = Timeline(plan.fps, first, kept_times(plan.src, times, plan.fps))
     files = [plan.part_file(p) for p in plan.parts]
-    _concat(files, plan.dst, plan.fps, total, plan.src, timeline)
+    join_segments(files, plan.dst, plan.fps, total, plan.src, timeline)
     shutil.rmtree(plan.workdir, ignore_errors=True)
-    notes = [next((c["note"] for c in cars if c.get("note")), None)]
+    first_note = next((c["note"] for c in cars if c.get("note")), None)
     rotation = probe(plan.src, count_frames=False).rotation
-    if rotation:
-        notes.append(
-            f"turned upright by the source's rotation metadata ({rotation} degrees); "
-            "the output has none"
-        )
-    if timeline.variable:
-        notes.append(f"variable frame rate: the source's frame times are kept (~{plan.fps} fps)")
     width, height = sizes.pop()
     return {
         "frames": total,
         "parts": len(plan.parts),
         "width": width,
         "height": height,
-        "note": "; ".join(n for n in notes if n) or None,
+        "note": result_note(first_note, rotation, timeline, plan.fps),
     }
 
 

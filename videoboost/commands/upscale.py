@@ -170,7 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frames per resumable segment (default 64)")  # fmt: skip
     v.add_argument("--crf", type=int, default=None, help="x264 quality 0-51 (default 18)")
     v.add_argument("--preset", default=None, choices=X264_PRESETS,
-                   help="x264 speed/size trade-off (default medium)")  # fmt: skip
+                   help="x264 speed/size trade-off (default superfast)")  # fmt: skip
     u.add_argument("--threads", type=int, default=None, help="TF threads (default: all cores)")
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(func=cmd_upscale)
