@@ -73,7 +73,7 @@ def comparison_png(lowres: Path, output: Path, original: Path, dst: Path, index:
 
     lr, sr, hr = frame(lowres), frame(output), frame(original)
     hr = mod_crop(hr, sr.shape[0] // lr.shape[0])[: sr.shape[0], : sr.shape[1]]
-    img = comparison_image(lr, sr, hr, crop=320)
+    img = comparison_image(lr, sr, hr, crop=320, crops=1, zoom=1)  # one wide crop for the README
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp.png")
     cv2.imwrite(str(tmp), img[..., ::-1])

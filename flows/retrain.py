@@ -4,17 +4,18 @@ Each step is also a flow of its own, so it can be run (and retried) alone. No
 ``from __future__ import annotations``: Prefect validates parameters from these annotations.
 """
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.links import REPORT_ARTIFACT, link_artifacts, md_link, mlflow_pages, no_server_note
 from flows.params import RetrainParams
 from videoboost.config import DatasetConfig, PromoteConfig, TrainConfig
 from videoboost.errors import ValidationFailed
 from videoboost.state import configure_environment, home
+from videoboost.tracking import MODEL_NAME
 
 configure_environment()
 
@@ -29,6 +30,21 @@ def _md_table(rows: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _validation_md(validation: dict[str, Any] | None) -> str:
+    """The Great Expectations result in a few lines: counts, then each failed expectation."""
+    if not validation:
+        return "Validation: not run."
+    failures = validation.get("failures") or []
+    evaluated = validation.get("evaluated", 0)
+    head = "PASSED" if validation.get("success") else "FAILED"
+    lines = [f"Validation **{head}**: {evaluated - len(failures)}/{evaluated} expectations hold."]
+    lines += [
+        f"- FAILED `{f.get('expectation')}` ({f.get('column') or 'table'}): {f.get('detail')}"
+        for f in failures
+    ]
+    return "\n".join(lines)
+
+
 @task(cache_policy=NO_CACHE)
 def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict[str, Any]:
     from videoboost.dataset import build_dataset
@@ -37,15 +53,15 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
     try:
         info = build_dataset(sources, out, cfg, progress=False)
     except ValidationFailed as exc:
+        # A rejected dataset starts no MLflow run, so its report has no web address: the
+        # failures themselves go in the artifact, and the path of the full page for a shell.
         create_markdown_artifact(
             key="dataset-validation",
-            markdown=f"## Dataset validation FAILED\n\n```\n{exc}\n```\n\nReport: `{exc.docs}`",
+            markdown=f"## Dataset validation FAILED\n\n```\n{exc}\n```\n\n"
+            f"The full report (a self-contained HTML page) is kept on the flow's machine at "
+            f"`{exc.docs}`; nothing was published or trained.",
             description="Great Expectations result of the rejected dataset",
         )
-        if exc.docs is not None:
-            create_link_artifact(
-                key="gx-data-docs", link=Path(exc.docs).as_uri(), link_text="GX Data Docs"
-            )
         raise
     for s in info.skipped:
         logger.warning("skipped %s: %s", s.path, s.skipped)
@@ -61,10 +77,15 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
     }
     create_markdown_artifact(
         key="dataset",
-        markdown="## Dataset\n\n" + _md_table({k: v for k, v in summary.items() if k != "skipped"}),
-        description="Dataset version and counts",
+        markdown="## Dataset\n\n"
+        + _md_table({k: v for k, v in summary.items() if k not in ("skipped", "data_docs")})
+        + "\n\n"
+        + _validation_md(info.validation)
+        + "\n\nThe full validation report is logged with the training run (see the "
+        "`training` and `retrain-summary` artifacts); on this machine it is "
+        f"`{info.docs}`.",
+        description="Dataset version, counts and validation",
     )
-    create_link_artifact(key="gx-data-docs", link=info.docs.as_uri(), link_text="GX Data Docs")
     logger.info("dataset %s (%s)", info.version, "cache hit" if info.cached else "built")
     return summary
 
@@ -130,13 +151,26 @@ def train_task(dataset_dir: str, cfg: TrainConfig, init: str | None = None) -> d
             bench_psnr_gan_phase=round(gan["bench_psnr_gan"], 3),
             gan_phase_kept=gan["kept"],
         )
+    pages = mlflow_pages(result["run_id"], result.get("experiment_id"), result["version"])
+    summary["pages"] = pages
+    table = {k: v for k, v in summary.items() if k != "pages"}
+    table["run_id"] = md_link(f"`{result['run_id']}`", pages["run"])
+    table["version"] = md_link(f"{MODEL_NAME} v{result['version']}", pages["version"])
     create_markdown_artifact(
         key="training",
-        markdown="## Training run\n\n" + _md_table(summary),
-        description="MLflow run and final validation metrics",
+        markdown="## Training run\n\n"
+        + _md_table(table)
+        + "\n\n"
+        + " · ".join(
+            [
+                md_link("validation report", pages["report"], f"(`{REPORT_ARTIFACT}`)"),
+                md_link("comparison images", pages["images"], "(`samples/`, `images/`)"),
+            ]
+        )
+        + ("\n\n" + no_server_note() if not pages["run"] else ""),
+        description="MLflow run, registered version and final validation metrics",
     )
-    # For a local SQLite store the link works once `mlflow ui` runs on 127.0.0.1:5000.
-    create_link_artifact(key="mlflow-run", link=result["run_url"], link_text="MLflow run")
+    link_artifacts(pages)
     return summary
 
 
@@ -151,9 +185,17 @@ def promote_task(
     decision = promote(version, cfg, sources=videos, bench_cfg=bench_cfg)
     text = decision.summary()
     get_run_logger().info("%s", text)
+    from videoboost.tracking import version_url
+
+    page = version_url(decision.candidate)
+    where = md_link(
+        f"{MODEL_NAME} v{decision.candidate}", page, "(its description in the MLflow UI)"
+    )
     create_markdown_artifact(
         key="promotion",
-        markdown=f"## Promotion decision\n\n```\n{text}\n```",
+        markdown=f"## Promotion decision\n\n```\n{text}\n```\n\nRecorded on {where}: the "
+        "decision, the table against bicubic and the champion, and the lineage."
+        + ("" if page else "\n\n" + no_server_note()),
         description="Candidate vs bicubic and vs the champion on held-out footage",
     )
     cand = decision.candidate_report.metrics if decision.candidate_report else {}
@@ -229,18 +271,27 @@ def retrain(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
         bento = package()
     result = {"dataset": dataset, "run": run, "promotion": decision, "bento": bento}
     create_markdown_artifact(
-        key="retrain-summary",
-        markdown="## Retrain\n\n"
-        + _md_table(
-            {
-                "dataset version": dataset["version"]
-                + (" (cache hit)" if dataset["cached"] else ""),
-                "MLflow run": run["run_id"],
-                "registered version": run["version"],
-                "decision": decision.get("decision"),
-                "bento": bento or "unchanged",
-            }
-        ),
-        description="One line per stage",
+        key="retrain-summary", markdown=_summary_md(result), description="One line per stage"
     )
     return result
+
+
+def _summary_md(result: dict[str, Any]) -> str:
+    """The retrain's summary artifact: one row per stage, each linking where it is recorded."""
+    dataset, run, decision = result["dataset"], result["run"], result["promotion"]
+    pages = run.get("pages") or {}
+    note = "(see the `dataset` artifact)"
+    rows = {
+        "dataset version": f"`{dataset['version']}`"
+        + (" (cache hit)" if dataset["cached"] else ""),
+        "validation": md_link(f"{dataset['validation']}: report", pages.get("report"), note),
+        "MLflow run": md_link(f"`{run['run_id']}`", pages.get("run")),
+        "comparison images": md_link("epoch by epoch", pages.get("images"), "(run artifacts)"),
+        "registered version": md_link(f"{MODEL_NAME} v{run['version']}", pages.get("version")),
+        "decision": f"**{decision.get('decision')}**: {decision.get('reason', '')}",
+        "bento": f"`{result['bento']}`" if result["bento"] else "unchanged",
+    }
+    text = "## Retrain\n\n" + _md_table(rows)
+    if not pages.get("run"):
+        text += "\n\n" + no_server_note()
+    return text

@@ -12,7 +12,7 @@ import toys
 from media import moving_frames, write_clip, write_video
 
 from videoboost.cli import main
-from videoboost.compare import side_by_side
+from videoboost.compare import GAP, LABEL_PX, side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig
 from videoboost.degrade import degrade, upscale_bicubic
 from videoboost.evaluate import (
@@ -168,7 +168,11 @@ def test_side_by_side_crops_the_same_place():
     a = np.zeros((40, 60, 3), np.uint8)
     b = np.full((40, 60, 3), 255, np.uint8)
     img = side_by_side([("a", a), ("b", b)], crop=32)
-    assert img.shape == (52, 32 * 2 + 4, 3)
+    header = LABEL_PX + 10
+    assert img.shape == (header + GAP + 32, 32 * 2 + GAP, 3)
+    assert (img[header + GAP :, :32] == 0).all() and (img[header + GAP :, 32 + GAP :] == 255).all()
+    two = side_by_side([("a", a), ("b", b)], crop=16, corners=[(0, 0), (20, 40)], zoom=3)
+    assert two.shape == (header + 2 * (GAP + 48), 2 * 48 + GAP, 3)
     with pytest.raises(ValueError, match="panel"):
         side_by_side([("a", a), ("small", a[:20])])
 

@@ -82,11 +82,44 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     # The second retrain builds on the first: warm-started from the champion, lineage recorded.
     assert second["run"]["warm_start"] == f"models:/{MODEL_NAME}@champion"
     assert client.get_run(second["run"]["run_id"]).data.tags["parent_version"] == "1"
-    assert client.get_model_version(MODEL_NAME, "2").tags["parent_version"] == "1"
-    assert "parent_version" not in client.get_model_version(MODEL_NAME, "1").tags
+    cards = {v: client.get_model_version(MODEL_NAME, v).description for v in ("1", "2")}
+    assert f"warm start from `models:/{MODEL_NAME}@champion` (version 1)" in cards["2"]
+    assert "cold start" in cards["1"]
     decision = second["promotion"]["decision"]
     assert decision in {"promoted", "rejected", "unchanged"}
     assert (second["bento"] is not None) == (decision == "promoted")
+    # Every version: its decision and the bicubic baseline in its description, few tags.
+    for v, card in cards.items():
+        tags = client.get_model_version(MODEL_NAME, v).tags
+        assert set(tags) <= {"tier", "scale", "dataset_version", "decision", "bench_psnr_gain"}
+        assert tags["decision"] in {"promoted", "rejected"}
+        assert f"**{tags['decision'].upper()}**" in card and "| bicubic |" in card, card
+    # A local store has no web pages: the artifacts say so instead of linking nowhere.
+    assert second["run"]["pages"] == dict.fromkeys(("run", "report", "images", "version"))
+    artifacts = _artifacts(second["run"]["run_id"], client)
+    assert {"evaluation.json", "dataset"} <= artifacts
+
+
+def _artifacts(run_id, client):
+    return {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_retrain_artifacts_link_mlflow_pages_or_say_why_not(monkeypatch):
+    """Prefect shows http links only: pages of a tracking server, or a note for a local store."""
+    from flows.links import md_link, mlflow_pages, no_server_note
+
+    pages = mlflow_pages("abc", "7", "3")
+    assert pages == dict.fromkeys(("run", "report", "images", "version"))
+    assert "mlflow ui --backend-store-uri sqlite:///" in no_server_note()
+    assert md_link("run", None, "(no server)") == "run (no server)"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:57011/")
+    pages = mlflow_pages("abc", "7", "3")
+    assert pages["run"] == "http://127.0.0.1:57011/#/experiments/7/runs/abc"
+    assert pages["report"] == pages["run"] + "/artifacts/dataset/data_docs/local_site/index.html"
+    assert pages["version"] == "http://127.0.0.1:57011/#/models/videoboost-generator/versions/3"
+    assert no_server_note() == ""
+    assert md_link("run", pages["run"]) == f"[run]({pages['run']})"
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,7 +17,8 @@ from videoboost.cli import main
 from videoboost.config import BenchmarkConfig, PromoteConfig
 from videoboost.errors import BenchmarkLeak, ModelNotFound, PromotionConflict
 from videoboost.evaluate import METRIC_KEYS
-from videoboost.tracking import MODEL_NAME, setup
+from videoboost.tracking import EVALUATION_JSON, MODEL_NAME, setup
+from videoboost.version_card import parse, pretty_time
 
 # Throughput is skipped except where a test checks the full set of keys.
 BENCH = BenchmarkConfig(frames=3, fps_runs=0)
@@ -45,6 +47,17 @@ def _tags(version: str) -> dict[str, str]:
     return dict(_client().get_model_version(MODEL_NAME, version).tags)
 
 
+def _description(version: str) -> str:
+    return _client().get_model_version(MODEL_NAME, version).description or ""
+
+
+def _evaluation_json(version: str) -> dict:
+    run_id = _client().get_model_version(MODEL_NAME, version).run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _client().download_artifacts(run_id, EVALUATION_JSON, tmp)
+        return json.loads(Path(path).read_text())
+
+
 def _promote(version, clip, bench=BENCH, **cfg):
     return registry.promote(version, PromoteConfig(**cfg), sources=[clip], bench_cfg=bench)
 
@@ -63,14 +76,21 @@ def test_first_passing_model_becomes_champion_and_a_better_one_replaces_it(store
     assert registry.history() == {"4": [good]}
 
     tags = _tags(best)
-    assert tags["decision"] == "promoted" and tags["decision_champion"] == good
-    assert tags["decision_benchmark"] == second.benchmark == tags["bench_version"]
-    assert tags["decision_aliases"] == "champion-x4,champion"
-    cand = json.loads(tags["decision_candidate_metrics"])
-    champ = json.loads(tags["decision_champion_metrics"])
+    assert tags == {
+        "scale": "4",
+        "decision": "promoted",
+        "bench_psnr_gain": f"{second.candidate_report.metrics['bench_psnr_gain']:.4f}",
+    }
+    text = _description(best)
+    assert f"**PROMOTED** {pretty_time(second.time)}" in text and second.reason in text
+    assert f"`{second.benchmark}`" in text and f"| champion v{good} |" in text
+    assert f"from version {good}" in text
+    cand, champ = second.candidate_report.metrics, second.champion_report.metrics
     assert cand["bench_psnr"] > champ["bench_psnr"] + 0.05
     assert set(cand) == set(champ) == set(METRIC_KEYS)
-    assert float(tags["bench_psnr_gain"]) == pytest.approx(cand["bench_psnr_gain"], abs=1e-3)
+    # The replaced champion's card says so, dated; its own promotion stays on record.
+    old = _description(good)
+    assert f"no longer champion: version {best}" in old and "**PROMOTED**" in old
     # The candidate's run: the same keys as metrics, the report and the comparison image.
     run_id = _client().get_model_version(MODEL_NAME, best).run_id
     run = _client().get_run(run_id)
@@ -89,10 +109,16 @@ def test_worse_model_is_rejected_and_becomes_challenger(store, clip):
     decision = _promote(good, clip)
     assert decision.decision == "rejected" and decision.challenger
     assert registry.aliases() == {"champion": best, "champion-x4": best, "challenger": good}
-    tags = _tags(good)
-    assert tags["decision"] == "rejected" and tags["decision_champion"] == best
-    assert "tolerance" in tags["decision_reason"]
+    assert _tags(good)["decision"] == "rejected"
+    text = _description(good)
+    assert "**REJECTED**" in text and "tolerance" in text and f"| champion v{best} |" in text
+    assert f"`challenger`: passed the bicubic floor, lost to champion version {best}" in text
     assert registry.history() == {}
+    # The next challenger takes the alias: the card of the one before says it lost it.
+    third = toys.register(toys.generator(0.6))
+    assert _promote(third, clip).challenger
+    assert registry.aliases()["challenger"] == third
+    assert f"no longer `challenger`: the alias moved to version {third}" in _description(good)
 
 
 def test_model_below_the_bicubic_floor_is_refused(store, clip):
@@ -133,11 +159,18 @@ def test_rollback_restores_the_previous_champion(store, clip, capsys):
     assert registry.aliases() == {"champion": good, "champion-x4": good}
     assert registry.history() == {"4": []}
     assert _tags(best)["decision"] == "rolled_back" and _tags(good)["decision"] == "restored"
-    assert f"from version {best} back to version {good}" in _tags(best)["decision_reason"]
-    # The promotion's record survives: its metrics, and both decisions in the version's log.
-    assert json.loads(_tags(best)["decision_candidate_metrics"])["bench_psnr"] > 0
-    log = json.loads(_tags(best)["decision_history"])
+    demoted, restored = _description(best), _description(good)
+    assert f"rolled back: `champion-x4`, `champion` moved back to version {good}" in demoted
+    again = "champion again (`champion-x4`, `champion`), restored by a rollback from version"
+    assert f"{again} {best}" in restored
+    # The promotion's record survives: its table, and both decisions in the card's history
+    # and in the run's evaluation.json.
+    assert "**PROMOTED**" in demoted and "| bicubic |" in demoted
+    history = parse(demoted)["History"]
+    assert history.index("promoted:") < history.index("rollback:")
+    log = _evaluation_json(best)["decisions"]
     assert [e["decision"] for e in log] == ["promoted", "rolled_back"]
+    assert log[0]["candidate_metrics"]["bench_psnr"] > 0
 
     assert main(["rollback"]) == 1  # nothing older: an error, aliases untouched
     assert "no previous champion-x4" in capsys.readouterr().err
@@ -212,8 +245,11 @@ def test_evaluate_logs_to_the_version_its_run_and_the_active_run(store, clip):
     with mlflow.start_run(experiment_id=setup()) as active:
         report, where = registry.evaluate_and_log(version, sources=[clip], cfg=BENCH, log=True)
     tags = _tags(version)
-    assert tags["bench_version"] == report.benchmark_version
-    assert {f"bench_{k}" for k in ("psnr", "ssim", "psnr_gain")} <= set(tags)
+    assert set(tags) == {"scale", "bench_psnr_gain"}
+    assert float(tags["bench_psnr_gain"]) == pytest.approx(report.metrics["bench_psnr_gain"], 1e-3)
+    text = _description(version)
+    assert f"`{report.benchmark_version}`" in text and "| bicubic |" in text
+    assert "(no decision)" in text
     for run_id in (_client().get_model_version(MODEL_NAME, version).run_id, active.info.run_id):
         metrics = _client().get_run(run_id).data.metrics
         assert metrics["bench_psnr"] == pytest.approx(report.metrics["bench_psnr"])
@@ -256,3 +292,36 @@ def test_store_down_is_a_clear_error(monkeypatch, capsys):
     assert main(["rollback"]) == 5
     err = capsys.readouterr().err
     assert "MLflow store http://127.0.0.1:9" in err and "MLFLOW_TRACKING_URI" in err
+
+
+def _claims(version: str) -> set[str]:
+    """The aliases a version's card says it holds now (its Status line)."""
+    status = parse(_description(version)).get("Status", "")
+    claims = set()
+    if ": champion (" in status or ": champion again" in status:
+        claims.add("champion")
+    if ": `challenger`:" in status:
+        claims.add("challenger")
+    return claims
+
+
+def test_every_version_card_states_its_decision_and_agrees_with_the_aliases(store, clip):
+    """After a run of promotions and a rollback: every version's description has its decision
+    and the bicubic baseline, its tags are the small set, and no card or tag claims an alias
+    the registry does not give it."""
+    for alpha in (0.5, 1.0, 0.8, 0.0, 0.9):  # champion, better, challenger, floor, challenger
+        _promote(toys.register(toys.generator(alpha)), clip)
+    assert main(["rollback"]) == 0
+    current = registry.aliases()
+    assert set(current) == {"champion", "champion-x4", "challenger"}
+    allowed = {"tier", "scale", "dataset_version", *registry.VERSION_TAGS}
+    versions = [str(v) for v in range(1, 6)]
+    for version in versions:
+        text, tags = _description(version), _tags(version)
+        assert set(tags) <= allowed, f"version {version} tags {sorted(tags)}"
+        assert "**PROMOTED**" in text or "**REJECTED**" in text
+        assert "| bicubic |" in text and "**vs bicubic**" in text
+        held = {a.split("-")[0] for a, v in current.items() if v == version}
+        assert _claims(version) == held, f"version {version}: {parse(text)['Status']}"
+    # The newest card that says "champion again" is the version the alias points at.
+    assert "restored" in _tags(current["champion"]).values()

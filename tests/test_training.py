@@ -1,6 +1,8 @@
 """Training core and its MLflow edge, on a tiny synthetic dataset (seconds of training)."""
 
 import json
+import re
+from pathlib import Path
 
 import keras
 import mlflow
@@ -92,11 +94,27 @@ def test_scale_mismatch_is_refused(dataset, tmp_path):
         train(dataset, tiny(generator=GeneratorConfig(scale=2, filters=4)), tmp_path)
 
 
-def test_comparison_image_has_four_panels():
-    lr = np.zeros((16, 16, 3), np.uint8)
-    hr = np.full((64, 64, 3), 200, np.uint8)
-    img = comparison_image(lr, hr, hr, crop=64)
-    assert img.shape == (84, 4 * 64 + 3 * 4, 3)
+def test_comparison_image_is_legible_at_one_to_one():
+    """Rows of detail crops, 2x nearest-neighbour, under a header of labels tall enough to read."""
+    from videoboost.compare import GAP, LABEL_PX
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 255, (256, 384, 3), np.uint8)
+    lr = hr[::4, ::4].copy()
+    img = comparison_image(lr, hr, hr, crop=96)
+    header = LABEL_PX + 10
+    assert img.shape == (header + 3 * (GAP + 192), 4 * 192 + 3 * GAP, 3)
+    # The header has dark text at least LABEL_PX - 6 pixels tall in every column.
+    for col in range(4):
+        x0 = col * (192 + GAP)
+        ink = np.nonzero((img[:header, x0 : x0 + 192] < 100).all(axis=2).any(axis=1))[0]
+        assert ink.size and ink.max() - ink.min() >= LABEL_PX - 6, col
+    # Each crop is enlarged by pixel repetition, not smoothed: 2x2 blocks are uniform.
+    row = img[header + GAP : header + GAP + 192, 3 * (192 + GAP) :]
+    np.testing.assert_array_equal(row[0::2, 0::2], row[1::2, 1::2])
+    # A frame with room for one crop only gives one row.
+    small = comparison_image(lr[:24, :24], hr[:96, :96], hr[:96, :96], crop=96)
+    assert small.shape[0] == header + GAP + 192
 
 
 def test_mlflow_run_registry_round_trip_and_resume(dataset):
@@ -132,7 +150,7 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
 
     result = train_run(None, None, resume_run_id=run.info.run_id, progress=False)
     assert result["run_id"] == run.info.run_id and result["version"] == "1"
-    assert result["run_url"].endswith(f"/runs/{run.info.run_id}")
+    assert result["run_url"] is None  # a SQLite store has no web address (no server)
     finished = client.get_run(run.info.run_id)
     assert finished.info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_psnr")]
@@ -157,9 +175,29 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
         a.path for a in client.list_artifacts(run.info.run_id, "dataset")
     }
 
+    # The image slider opens on step 0 (the untrained model = bicubic), then one per epoch.
+    images = {a.path for a in client.list_artifacts(run.info.run_id, "images")}
+    image_steps = {int(re.search(r"\+step\+(\d+)\+", p)[1]) for p in images if p.endswith(".png")}
+    assert image_steps == {0, 1, 2}, images
+    assert "samples/epoch_000.png" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "samples")
+    }
+
     mv = client.get_model_version(MODEL_NAME, "1")
-    assert mv.tags["scale"] == "4" and mv.tags["tier"] == "fast"
-    assert float(mv.tags["val_psnr_gain"]) == pytest.approx(result["final"]["val_psnr_gain"], 1e-3)
+    assert mv.tags == {"scale": "4", "tier": "fast", "dataset_version": tags["dataset_version"]}
+    card = mv.description
+    assert "not evaluated yet" in card and f"`{tags['dataset_version']}`" in card
+    assert f"{result['final']['val_psnr']:.2f}" in card and "| bicubic |" in card
+    assert "cold start" in card and f"runs/{run.info.run_id})" in card
+    record = json.loads(
+        Path(
+            client.download_artifacts(run.info.run_id, "evaluation.json", str(result["work_dir"]))
+        ).read_text()
+    )
+    assert record["version"] == "1" and record["decisions"] == []
+    assert record["validation"]["val_psnr_gain"] == pytest.approx(
+        result["final"]["val_psnr_gain"], 1e-3
+    )
     assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
 
     # The registered generator reproduces the trained one exactly, at any frame size.
@@ -183,7 +221,9 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
     run_tags = client.get_run(child["run_id"]).data.tags
     assert run_tags["parent_version"] == "1"
     assert run_tags["parent_model_uri"] == f"models:/{MODEL_NAME}@champion"
-    assert client.get_model_version(MODEL_NAME, "2").tags["parent_version"] == "1"
+    child_card = client.get_model_version(MODEL_NAME, "2").description
+    assert f"warm start from `models:/{MODEL_NAME}@champion` (version 1)" in child_card
+    assert "parent_version" not in client.get_model_version(MODEL_NAME, "2").tags
 
 
 def test_minutes_budget_stops_on_time_and_resumes(dataset, tmp_path):

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from videoboost import state
-from videoboost.compare import detailed_crop, side_by_side
+from videoboost.compare import detail_corners, side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig
 from videoboost.degrade import degrade, mod_crop, upscale_bicubic
 from videoboost.engine import Predict, Upscaler
@@ -624,18 +624,23 @@ def evaluate_keras(
 
 
 def comparison(
-    report: Report, *extra: tuple[str, np.ndarray], label: str | None = None, crop: int = 192
+    report: Report,
+    *extra: tuple[str, np.ndarray],
+    label: str | None = None,
+    crop: int = 112,
+    crops: int = 3,
+    zoom: int = 2,
 ) -> np.ndarray:
-    """bicubic | this report's model | ``extra`` panels | ground truth, on the most detailed crop."""
+    """bicubic | this report's model | ``extra`` panels | ground truth, on the ``crops`` most
+    detailed crops, enlarged ``zoom`` times (legible at 1:1 in MLflow's artifact view)."""
     s = report.sample
-    corner = detailed_crop(s["hr"], crop)
     panels = [
         ("bicubic", s["bicubic"]),
         (label or report.label, s["sr"]),
         *extra,
         ("ground truth", s["hr"]),
     ]
-    return side_by_side(panels, crop, corner)
+    return side_by_side(panels, crop, corners=detail_corners(s["hr"], crop, crops), zoom=zoom)
 
 
 __all__ = [

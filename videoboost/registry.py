@@ -12,12 +12,15 @@ Aliases of ``videoboost-generator``:
 Registered-model tag ``champion_history``: ``{"4": ["1", "3"], ...}``, the previous champions
 of each scale, newest last; :func:`promote` pushes, :func:`rollback` pops.
 
-Every decision is written on the candidate version as tags (``decision``, ``decision_reason``,
-``decision_time``, ``decision_benchmark``, ``decision_champion``, ``decision_aliases``,
-``decision_candidate_metrics``, ``decision_champion_metrics``) next to its ``bench_*`` scores,
-so the MLflow UI shows why a version is (not) the champion; ``decision_history`` keeps the
-version's earlier decisions (JSON, newest last). A rollback writes ``decision=rolled_back`` on
-the demoted version and ``decision=restored`` on the restored one (reason, time, aliases).
+A version carries few tags: ``tier``, ``scale``, ``dataset_version`` (from registration),
+``decision`` (the last decision about it: ``promoted``, ``rejected``, ``rolled_back``,
+``restored``) and ``bench_psnr_gain`` (its held-out gain over bicubic, read by the bento and the
+service). Everything else is in its description, a Markdown card (:mod:`videoboost.version_card`)
+rewritten in the same transaction as the aliases: the decision and its reason, the benchmark
+table against bicubic and the champion, the training lineage, a dated status line and history.
+Alias state is never copied into tags: the aliases themselves are the record. Each decision is
+also appended to ``evaluation.json`` on the version's training run, next to the benchmark reports
+(``benchmark/<bench>_v<N>.json``) and comparison images.
 
 Safety: both models are evaluated before anything is written; the aliases are re-read right
 before they move and the move is refused (:class:`~videoboost.errors.PromotionConflict`) if
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from videoboost import version_card
 from videoboost.config import BenchmarkConfig, PromoteConfig
 from videoboost.engine import set_tf_threads
 from videoboost.errors import (
@@ -57,6 +61,7 @@ from videoboost.evaluate import (
 from videoboost.tracking import (
     CHALLENGER,
     CHAMPION,
+    EVALUATION_JSON,
     MODEL_NAME,
     _mlflow,
     load_generator,
@@ -66,26 +71,7 @@ from videoboost.tracking import (
 
 HISTORY_TAG = "champion_history"
 HISTORY_LIMIT = 50
-DECISION_LOG_TAG = "decision_history"  # on each version: its past decisions, newest last
-DECISION_LOG_LIMIT = 20
-DECISION_KEYS = (
-    "decision",
-    "decision_reason",
-    "decision_time",
-    "decision_benchmark",
-    "decision_champion",
-    "decision_aliases",
-    "decision_candidate_metrics",
-    "decision_champion_metrics",
-)
-# A rollback evaluates nothing: it rewrites these and keeps the last evaluation's metrics tags.
-ROLLBACK_KEYS = (
-    "decision",
-    "decision_reason",
-    "decision_time",
-    "decision_champion",
-    "decision_aliases",
-)
+VERSION_TAGS = ("decision", "bench_psnr_gain")  # written by decisions, beside tracking's
 
 T = TypeVar("T")
 
@@ -249,9 +235,21 @@ def evaluate_version(
 
 
 def _metric_tags(report: Report) -> dict[str, str]:
-    tags = {k: f"{v:.4f}" for k, v in report.metrics.items()}
-    tags.update(bench_version=report.benchmark_version, bench_time=report.created)
-    return tags
+    """The one score kept as a version tag (the bento's labels and the service read it)."""
+    return {"bench_psnr_gain": f"{report.metrics['bench_psnr_gain']:.4f}"}
+
+
+def _benchmark_section(
+    report: Report, champion: Report | None = None, champion_version: str | None = None
+) -> str:
+    return version_card.benchmark_table(
+        report.metrics,
+        version=report.version or "?",
+        benchmark=report.benchmark,
+        time=report.created,
+        champion=champion.metrics if champion else None,
+        champion_version=champion_version,
+    )
 
 
 def _log_run_facts(report: Report, image=None) -> list[str]:
@@ -290,12 +288,12 @@ def _log_run_facts(report: Report, image=None) -> list[str]:
 
 
 def log_report(report: Report) -> list[str]:
-    """Log an evaluation: ``bench_*`` tags on the model version, metrics on its run(s).
+    """Log an evaluation: the model version's gain tag and benchmark table, metrics on its run(s).
 
-    Version tags (``bench_psnr`` ... plus ``bench_version``, ``bench_time``) because MLflow
-    model versions hold tags, not metrics; the same keys as metrics on the version's source run
-    and on the active run, if any, so the UI's compare view lines runs up. Also logs the JSON
-    report and a bicubic | model | ground truth image to the source run.
+    The version gets ``bench_psnr_gain`` as a tag and the scores against bicubic in its
+    description (MLflow model versions hold no metrics); the ``bench_*`` keys are metrics of
+    the version's source run and of the active run, if any, so the UI's compare view lines runs
+    up. Also logs the JSON report and a bicubic | model | ground truth image to the source run.
 
     Returns:
         What was written to, for printing.
@@ -310,7 +308,18 @@ def log_report(report: Report) -> list[str]:
                 ),
                 "tagging the version",
             )
-        where.append(f"version {report.version} (tags)")
+        card = version_card.update(
+            _get_version(report.version).description,
+            Benchmark=_benchmark_section(report),
+            history=f"evaluated on benchmark `{report.benchmark_version}` (no decision): "
+            f"{report.metrics['bench_psnr_gain']:+.2f} dB over bicubic",
+            time=report.created,
+        )
+        _call(
+            lambda: client.update_model_version(MODEL_NAME, report.version, description=card),
+            "describing the version",
+        )
+        where.append(f"version {report.version} (tag, description)")
     runs = _log_run_facts(report, comparison(report) if report.sample else None)
     where += [f"run {r} (metrics)" for r in runs]
     return where
@@ -431,30 +440,68 @@ class Decision:
         return self.candidate_report.benchmark_version if self.candidate_report else ""
 
     def tags(self) -> dict[str, str]:
-        """The decision tags written on the candidate version."""
+        """The tags written on the candidate version (the rest is in its description)."""
+        tags = {"decision": self.decision}
+        if self.candidate_report is not None:
+            tags.update(_metric_tags(self.candidate_report))
+        return tags
+
+    def record(self) -> dict[str, Any]:
+        """The decision for ``evaluation.json`` and ``--json``: reason, time, both models'
+        scores, and the aliases it moved."""
         cand = self.candidate_report.metrics if self.candidate_report else {}
         champ = self.champion_report.metrics if self.champion_report else {}
         return {
             "decision": self.decision,
-            "decision_reason": self.reason,
-            "decision_time": self.time,
-            "decision_benchmark": self.benchmark or "none",
-            "decision_champion": self.champion or "none",
-            "decision_aliases": ",".join(self.moves) or "none",
-            "decision_candidate_metrics": json.dumps({k: round(v, 4) for k, v in cand.items()}),
-            "decision_champion_metrics": json.dumps({k: round(v, 4) for k, v in champ.items()}),
+            "reason": self.reason,
+            "time": self.time,
+            "benchmark": self.benchmark or None,
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "aliases_moved": list(self.moves),
+            "alias_target": self.target,
+            "challenger": self.challenger,
+            "candidate_metrics": {k: round(v, 4) for k, v in cand.items()},
+            "champion_metrics": {k: round(v, 4) for k, v in champ.items()},
         }
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **self.tags(),
-            "candidate": self.candidate,
+            **self.record(),
             "scale": self.scale,
-            "challenger": self.challenger,
             "applied": self.applied,
             "candidate_report": self.candidate_report.to_dict() if self.candidate_report else None,
             "champion_report": self.champion_report.to_dict() if self.champion_report else None,
         }
+
+    def card_sections(self) -> dict[str, str]:
+        """The candidate's description sections this decision rewrites (Status, Decision,
+        Benchmark), each stating its time: the card never claims more than was decided."""
+        when = version_card.pretty_time(self.time)
+        aliases = ", ".join(f"`{a}`" for a in self.moves)
+        if self.decision == "promoted":
+            status = f"{when}: champion ({aliases}) by the decision below."
+            after = f" It took {aliases}" + (
+                f" from version {self.champion}." if self.champion else "."
+            )
+        elif self.challenger:
+            status = (
+                f"{when}: `{CHALLENGER}`: passed the bicubic floor, lost to champion "
+                f"version {self.champion}."
+            )
+            after = f" Version {self.champion} stayed champion; this one became `{CHALLENGER}`."
+        else:
+            status = f"{when}: rejected; given no alias."
+            after = f" Version {self.champion} stayed champion." if self.champion else ""
+        sections = {
+            "Status": status,
+            "Decision": f"**{self.decision.upper()}** {when}: {self.reason}.{after}",
+        }
+        if self.candidate_report is not None:
+            sections["Benchmark"] = _benchmark_section(
+                self.candidate_report, self.champion_report, self.champion
+            )
+        return sections
 
     def summary(self) -> str:
         """Decision, reason and the two models' scores side by side, for the terminal."""
@@ -606,6 +653,20 @@ class _Undo:
         else:
             self.steps.append(lambda: c.set_model_version_tag(MODEL_NAME, version, key, old))
 
+    def description(self, version: str, text: str) -> None:
+        c = self.client
+        old = _get_version(version).description or ""
+        _call(
+            lambda: c.update_model_version(MODEL_NAME, version, description=text),
+            "describing the version",
+        )
+        self.steps.append(lambda: c.update_model_version(MODEL_NAME, version, description=old))
+
+    def card(self, version: str, *, history: str, time: str, **sections: str) -> None:
+        """Rewrite ``sections`` of the version's description and add a history line."""
+        text = _get_version(version).description
+        self.description(version, version_card.update(text, history=history, time=time, **sections))
+
     def model_tag(self, key: str, value: str) -> None:
         c = self.client
         old = _model_tags().get(key)
@@ -643,19 +704,6 @@ class _Undo:
                 left = len(self.steps) - done
                 return [f"{exc} ({left} write(s) of this decision are still in place)"]
         return []
-
-
-def _with_log(version: str, tags: dict[str, str]) -> dict[str, str]:
-    """``tags`` plus the version's decision log with this decision appended."""
-    raw = _get_version(version).tags.get(DECISION_LOG_TAG)
-    try:
-        past = json.loads(raw) if raw else []
-    except ValueError:
-        past = []
-    entry = {k.removeprefix("decision_"): tags[k] for k in ROLLBACK_KEYS if k in tags}
-    entry["benchmark"] = tags.get("decision_benchmark", "none")
-    log = [*past, entry][-DECISION_LOG_LIMIT:]
-    return {**tags, DECISION_LOG_TAG: json.dumps(log)}
 
 
 def _check_unchanged(expected: dict[str, str | None]) -> None:
@@ -732,10 +780,35 @@ def apply(decision: Decision, *, log_runs: bool = True) -> Decision:
     _check_unchanged(decision.expected)
     moved: dict[str, str | None] = {}
 
+    when, cand = decision.time, decision.candidate
+
     def write(undo: _Undo) -> None:
-        tags = {**(_metric_tags(report) if report else {}), **decision.tags()}
-        for key, value in _with_log(decision.candidate, tags).items():
-            undo.version_tag(decision.candidate, key, value)
+        for key, value in decision.tags().items():
+            undo.version_tag(cand, key, value)
+        undo.card(
+            cand,
+            history=f"{decision.decision}: {decision.reason}",
+            time=when,
+            **decision.card_sections(),
+        )
+        old_challenger = decision.expected.get(CHALLENGER)
+        if decision.decision == "promoted" and decision.champion not in (None, cand):
+            taken = ", ".join(f"`{a}`" for a in decision.moves)
+            undo.card(
+                decision.champion,
+                Status=f"{version_card.pretty_time(when)}: no longer champion: version {cand} "
+                f"took {taken}.",
+                history=f"replaced as champion by version {cand}",
+                time=when,
+            )
+        elif decision.challenger and old_challenger not in (None, cand):
+            undo.card(
+                old_challenger,
+                Status=f"{version_card.pretty_time(when)}: no longer `{CHALLENGER}`: the alias "
+                f"moved to version {cand}.",
+                history=f"`{CHALLENGER}` alias moved to version {cand}",
+                time=when,
+            )
         if decision.decision == "promoted":
             if decision.champion is not None:
                 hist = history()
@@ -756,7 +829,34 @@ def apply(decision: Decision, *, log_runs: bool = True) -> Decision:
 
     _transaction(write, moved)
     decision.applied = True
+    _record_on_run(cand, decision)
     return decision
+
+
+def _record_on_run(version: str, decision: Decision) -> None:
+    """Append the decision to ``evaluation.json`` on the version's run (after the registry
+    write: the file follows the registry, never leads it). A failure here only warns."""
+    import warnings
+
+    client = _client()
+    try:
+        run_id = _get_version(version).run_id
+        if not run_id:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = client.download_artifacts(run_id, EVALUATION_JSON, tmp)
+                data = json.loads(Path(path).read_text())
+            except Exception:  # a version registered outside `videoboost train`
+                data = {"model": MODEL_NAME, "version": version, "run_id": run_id}
+        data.setdefault("decisions", []).append(decision.record())
+        _call(lambda: client.log_dict(run_id, data, EVALUATION_JSON), "logging the decision")
+    except Exception as exc:
+        warnings.warn(
+            f"decision on version {version} written to the registry, but not to its run's "
+            f"{EVALUATION_JSON}: {exc}",
+            stacklevel=2,
+        )
 
 
 def promote(
@@ -827,13 +927,26 @@ def rollback(scale: int | None = None, cfg: PromoteConfig = PromoteConfig()) -> 
     _check_unchanged(expected)
     moved = {a: target for a in moves}
 
+    when = version_card.pretty_time(decision.time)
+    aliases_md = ", ".join(f"`{a}`" for a in moves)
+
     def write(undo: _Undo) -> None:
-        tags = {k: v for k, v in decision.tags().items() if k in ROLLBACK_KEYS}
-        for key, value in _with_log(demoted, tags).items():
-            undo.version_tag(demoted, key, value)
-        restored = {**tags, "decision": "restored", "decision_champion": demoted}
-        for key, value in _with_log(target, restored).items():
-            undo.version_tag(target, key, value)
+        # A rollback evaluates nothing: the versions keep their benchmark tables and gain tags.
+        undo.version_tag(demoted, "decision", "rolled_back")
+        undo.card(
+            demoted,
+            Status=f"{when}: rolled back: {aliases_md} moved back to version {target}.",
+            history=reason,
+            time=decision.time,
+        )
+        undo.version_tag(target, "decision", "restored")
+        undo.card(
+            target,
+            Status=f"{when}: champion again ({aliases_md}), restored by a rollback from "
+            f"version {demoted}.",
+            history=f"restored: {aliases_md} moved back to it from version {demoted}",
+            time=decision.time,
+        )
         hist[str(scale)] = past
         undo.model_tag(HISTORY_TAG, json.dumps(hist))
         for a in moves:
@@ -841,13 +954,13 @@ def rollback(scale: int | None = None, cfg: PromoteConfig = PromoteConfig()) -> 
 
     _transaction(write, moved)
     decision.applied = True
+    _record_on_run(demoted, decision)
     return decision
 
 
 __all__ = [
-    "DECISION_KEYS",
-    "DECISION_LOG_TAG",
     "HISTORY_TAG",
+    "VERSION_TAGS",
     "Decision",
     "aliases",
     "apply",

@@ -29,6 +29,11 @@ MODEL_NAME = "videoboost-generator"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.*", "keras==3.*", "numpy"]
+# The only tags a model version carries: a dozen more pushed everything else out of view in the
+# UI. Scores, lineage and decisions are in its description and in the run's evaluation.json.
+# (Promotion adds ``decision`` and ``bench_psnr_gain``, see videoboost.registry.)
+VERSION_TAGS = ("tier", "scale", "dataset_version")
+EVALUATION_JSON = "evaluation.json"  # on the training run: lineage, scores, every decision
 
 T = TypeVar("T")
 
@@ -117,11 +122,38 @@ def setup() -> str:
     return with_store_retries(_experiment, "opening the experiment")
 
 
-def run_url(run_id: str, experiment_id: str) -> str:
-    """The run's page in the MLflow UI: the tracking server itself, or a local `mlflow ui`."""
+def ui_base() -> str | None:
+    """The MLflow UI's address when the store is a tracking server (``http(s)://``), else None:
+    a SQLite or file store has no web address until someone runs ``mlflow ui`` on it."""
     uri = state.tracking_uri()
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def run_url(run_id: str, experiment_id: str) -> str | None:
+    """The run's page on the tracking server (None for a local store: see :func:`ui_base`)."""
+    base = ui_base()
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
+def version_url(version: str) -> str | None:
+    """The model version's page on the tracking server (None for a local store)."""
+    base = ui_base()
+    return f"{base}/#/models/{MODEL_NAME}/versions/{version}" if base else None
+
+
+def artifact_url(run_id: str, experiment_id: str, path: str) -> str | None:
+    """The run page's artifact view opened on ``path`` (the UI renders images and HTML there;
+    the server's raw download route sends every file as an attachment)."""
+    page = run_url(run_id, experiment_id)
+    return f"{page}/artifacts/{path}" if page else None
+
+
+def ui_command() -> str:
+    """How to open the UI on the current store (for messages where there is no URL)."""
+    uri = state.tracking_uri()
+    if ui_base():
+        return f"open {ui_base()}"
+    return f"`.venv/bin/mlflow ui --backend-store-uri {safe_uri(uri)} --host 127.0.0.1 --port 5000`"
 
 
 def git_commit() -> str:
@@ -180,8 +212,14 @@ def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
     )
 
 
-def register(model_uri: str, tags: dict[str, Any]):
-    """Register ``model_uri`` as a new version of ``videoboost-generator`` with ``tags``."""
+def register(model_uri: str, tags: dict[str, Any], description: str | None = None):
+    """Register ``model_uri`` as a new version of ``videoboost-generator``.
+
+    Args:
+        tags: the version's few tags (see :data:`VERSION_TAGS`); everything else about it goes
+            in ``description`` (Markdown, shown on its page in the UI) or the run's artifacts.
+        description: the version's card (see :mod:`videoboost.version_card`).
+    """
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
 
@@ -189,6 +227,8 @@ def register(model_uri: str, tags: dict[str, Any]):
         mv = mlflow.register_model(model_uri, MODEL_NAME)
         for k, v in tags.items():
             client.set_model_version_tag(MODEL_NAME, mv.version, k, str(v))
+        if description:
+            client.update_model_version(MODEL_NAME, mv.version, description=description)
         return mv
 
     return with_store_retries(_register, f"registering {MODEL_NAME}", attempts=1)
@@ -401,6 +441,8 @@ def train_run(
         logger = make_epoch_logger(work_dir / "samples")
         if resume_run_id:
             _relog_checkpointed_epochs(client, run_id, work_dir)
+        else:
+            log_start_image(info.path, cfg, parent, parent_info, work_dir / "samples")
         try:
             result = train(
                 dataset_dir,
@@ -436,21 +478,25 @@ def train_run(
                 "tier": cfg.generator.tier,
                 "dataset_version": info.version,
             }
-            tags = {
-                **meta,
-                "run_id": run_id,
-                **{k: f"{v:.4f}" for k, v in result.final.items()},
-                **parent_tags,
-            }
             mv = _registered_from(client, run_id)  # killed after registering, before the tag
             if mv is None:
                 model_info = log_generator(result.generator, meta, lr[None, :16, :16])
-                mv = register(model_info.model_uri, tags)
+                mv = register(model_info.model_uri, {k: meta[k] for k in VERSION_TAGS})
             version = str(mv.version)
+            if not mv.description:  # a resumed run may already have written it
+                card, record = _version_card(
+                    version, run, experiment_id, cfg, info, parent_tags, result
+                )
+                with_store_retries(
+                    lambda: client.update_model_version(MODEL_NAME, version, description=card),
+                    "describing the version",
+                )
+                mlflow.log_dict(record, EVALUATION_JSON)
             mlflow.set_tag("registered_version", version)
     return {
         "run_id": run_id,
         "run_url": run_url(run_id, experiment_id),
+        "experiment_id": experiment_id,
         "version": version,
         "final": result.final,
         "history": result.history,
@@ -459,6 +505,76 @@ def train_run(
         "parent": parent_tags.get("parent_model_uri"),
         "gan_check": result.gan_check,
     }
+
+
+def _version_card(version, run, experiment_id, cfg, info, parent_tags, result):
+    """The new version's description and the run's ``evaluation.json`` (same facts)."""
+    from videoboost.version_card import registration_card
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit = run.data.tags.get("git_commit") or git_commit()
+    card = registration_card(
+        version=version,
+        tier=cfg.generator.tier,
+        scale=cfg.generator.scale,
+        time=now,
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        run_name=run.info.run_name,
+        dataset_version=info.version,
+        dataset_path=str(info.path),
+        parent=parent_tags,
+        final=result.final,
+        git_commit=commit,
+    )
+    record = {
+        "model": MODEL_NAME,
+        "version": version,
+        "registered": now,
+        "run_id": run.info.run_id,
+        "tier": cfg.generator.tier,
+        "scale": cfg.generator.scale,
+        "dataset": {"version": info.version, "path": str(info.path)},
+        "lineage": dict(parent_tags),
+        "git_commit": commit,
+        "validation": {k: round(float(v), 5) for k, v in result.final.items()},
+        "train_minutes": round(result.elapsed_s / 60, 3),
+        "gan_check": result.gan_check or None,
+        "decisions": [],  # appended by videoboost.registry
+    }
+    return card, record
+
+
+def log_start_image(dataset_dir, cfg, parent, parent_info: dict, samples_dir: Path) -> None:
+    """Step 0 of the ``comparison`` images: the model before any training step.
+
+    A cold start *is* bicubic (zero-initialised last convolution); a warm start shows its
+    parent. Without it MLflow's image slider opens on an empty step until epoch 1 ends. Same
+    frame and crops as the epochs' images (see ``videoboost.train.SampleImages``).
+    """
+    import cv2
+
+    from videoboost.compare import comparison_image
+    from videoboost.degrade import upscale_bicubic
+    from videoboost.shards import centre_pair, load_frames
+    from videoboost.train import predict_frame, sample_path
+
+    mlflow = _mlflow()
+    (lr, hr), *_ = load_frames(dataset_dir, "val", limit=cfg.val_frames)[0]
+    lr, hr = centre_pair(lr, hr, cfg.val_max_side)
+    if parent is None:
+        sr, label = upscale_bicubic(lr, cfg.generator.scale), "start = bicubic"
+    else:
+        version = parent_info.get("version")
+        sr, label = predict_frame(parent, lr), f"start = v{version}" if version else "start"
+    img = comparison_image(lr, sr, hr, label=label)
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    path = sample_path(samples_dir, 0)
+    cv2.imwrite(str(path), img[..., ::-1])
+    with_store_retries(
+        lambda: mlflow.log_image(img, key="comparison", step=0), "logging the start image"
+    )
+    with_store_retries(lambda: mlflow.log_artifact(str(path), "samples"), "logging")
 
 
 def load_init(init: str, scale: int):
@@ -563,6 +679,7 @@ def _train_as_other_worker(dataset_dir, cfg, resume_run_id: str | None, progress
     return {
         "run_id": None,
         "run_url": None,
+        "experiment_id": None,
         "version": None,
         "final": result.final,
         "history": result.history,

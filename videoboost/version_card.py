@@ -1,0 +1,218 @@
+"""The Markdown description of a registered model version: what the MLflow UI shows on its page.
+
+Plain Python (no MLflow here): :mod:`videoboost.tracking` writes the first card at
+registration, :mod:`videoboost.registry` rewrites its sections as decisions are made. The card
+is made of ``### `` sections in a fixed order; each writer replaces the sections it knows and
+appends one dated line to the history, so a later decision never erases an earlier one.
+
+Aliases are not restated as current facts here (the version page shows the real ones above the
+description); the card states decisions and status changes, each with its UTC time, so nothing
+in it can silently contradict the registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+SECTIONS = ("Status", "Decision", "Benchmark", "Training", "Lineage", "History")
+MAX_CHARS = 4800  # MLflow's model_versions.description is VARCHAR(5000) (PostgreSQL enforces it)
+HISTORY_KEEP = 12  # newest history lines kept when the card would grow past MAX_CHARS
+
+# (key, header, digits, better): the benchmark table's columns.
+_COLUMNS = (
+    ("psnr", "PSNR Y (dB)", 2, "higher"),
+    ("ssim", "SSIM Y", 4, "higher"),
+    ("flicker", "flicker", 3, "lower"),
+    ("fps_720p", "fps (720p out)", 1, "higher"),
+)
+
+
+def pretty_time(iso: str) -> str:
+    """``2026-12-01T02:40:00Z`` -> ``2026-12-01 02:40 UTC`` (anything else unchanged)."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d)?Z", iso or "")
+    return f"{m[1]} {m[2]} UTC" if m else iso
+
+
+def parse(text: str | None) -> dict[str, str]:
+    """``{section title: body}``; text before the first section is under ``""``."""
+    sections: dict[str, str] = {}
+    title = ""
+    lines: list[str] = []
+    for line in (text or "").splitlines():
+        m = re.fullmatch(r"### (.+)", line.strip())
+        if m:
+            sections[title] = "\n".join(lines).strip()
+            title, lines = m[1].strip(), []
+        else:
+            lines.append(line)
+    sections[title] = "\n".join(lines).strip()
+    return {k: v for k, v in sections.items() if v or k}
+
+
+def _join(sections: Mapping[str, str]) -> str:
+    order = [s for s in SECTIONS if sections.get(s)]
+    order += [s for s in sections if s and s not in SECTIONS and sections[s]]
+    parts = [sections[""]] if sections.get("") else []
+    parts += [f"### {s}\n\n{sections[s]}" for s in order]
+    return "\n\n".join(parts) + "\n"
+
+
+def render(sections: Mapping[str, str]) -> str:
+    """The card text: the intro, then the known sections in order, then any others.
+
+    Past :data:`MAX_CHARS` the oldest history lines go first, then the end is cut.
+    """
+    text = _join(sections)
+    history = sections.get("History", "").splitlines()
+    if len(text) > MAX_CHARS and len(history) > HISTORY_KEEP:
+        kept = ["- (older entries dropped)", *history[-HISTORY_KEEP:]]
+        text = _join({**sections, "History": "\n".join(kept)})
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 2] + "…\n"
+
+
+def update(text: str | None, *, history: str | None = None, time: str = "", **replace: str) -> str:
+    """``text`` with the sections named in ``replace`` rewritten and a history line added.
+
+    Args:
+        text: the current description (None or "" for a version without one).
+        history: one line for the history (``time`` is put in front of it).
+        time: ISO UTC time of the change.
+        replace: ``Status=...``, ``Decision=...``, ``Benchmark=...`` (section bodies).
+    """
+    sections = parse(text)
+    sections.update({k: v for k, v in replace.items() if v is not None})
+    if history:
+        past = sections.get("History", "")
+        line = f"- {pretty_time(time)}: {history}" if time else f"- {history}"
+        sections["History"] = f"{past}\n{line}".strip()
+    return render(sections)
+
+
+def run_link(run_id: str, experiment_id: str | None, name: str | None = None) -> str:
+    """A link to the run's page that works inside the MLflow UI (a relative ``#/`` route,
+    whatever host or store serves the UI)."""
+    label = f"`{name}`" if name else f"`{run_id}`"
+    if not experiment_id:
+        return label
+    return f"[{label.strip('`')}](#/experiments/{experiment_id}/runs/{run_id}) (`{run_id}`)"
+
+
+def registration_card(
+    *,
+    version: str,
+    tier: str,
+    scale: int,
+    time: str,
+    run_id: str,
+    experiment_id: str | None,
+    run_name: str | None,
+    dataset_version: str,
+    dataset_path: str = "",
+    parent: Mapping[str, str] | None = None,
+    final: Mapping[str, float] | None = None,
+    git_commit: str = "",
+) -> str:
+    """The first card of a new version: lineage, training scores, "not evaluated yet"."""
+    intro = (
+        f"**{tier} ×{scale} generator**, version {version}, trained on dataset "
+        f"`{dataset_version}`. Registered {pretty_time(time)}."
+    )
+    parent = parent or {}
+    if parent.get("parent_model_uri"):
+        origin = f"warm start from `{parent['parent_model_uri']}`" + (
+            f" (version {parent['parent_version']})" if parent.get("parent_version") else ""
+        )
+    else:
+        origin = "cold start (no parent model)"
+    lineage = [
+        f"- run: {run_link(run_id, experiment_id, run_name)}",
+        f"- dataset: `{dataset_version}`" + (f" at `{dataset_path}`" if dataset_path else ""),
+        f"- parent: {origin}",
+    ]
+    if git_commit:
+        lineage.append(f"- code: git `{git_commit[:12]}`")
+    lineage.append("- full record: `evaluation.json` in the run's artifacts")
+    sections = {
+        "": intro,
+        "Status": f"{pretty_time(time)}: registered, not evaluated yet. Promote it with "
+        f"`videoboost promote {version}`.",
+        "Training": training_table(final or {}),
+        "Lineage": "\n".join(lineage),
+    }
+    return update(render(sections), history=f"registered from run `{run_id}`", time=time)
+
+
+def training_table(final: Mapping[str, float]) -> str:
+    """The training run's whole-frame validation scores beside bicubic on the same frames."""
+    if "val_psnr" not in final:
+        return ""
+    rows = [
+        "Validation frames of the dataset (seen in training's epochs, not held out):",
+        "",
+        "| | PSNR Y (dB) | SSIM Y |",
+        "|---|---|---|",
+        f"| this version | {final['val_psnr']:.2f} | {final.get('val_ssim', float('nan')):.4f} |",
+        f"| bicubic | {final.get('val_psnr_bicubic', float('nan')):.2f} | "
+        f"{final.get('val_ssim_bicubic', float('nan')):.4f} |",
+    ]
+    if "val_psnr_gain" in final:
+        rows.append(f"| gain | {final['val_psnr_gain']:+.2f} | |")
+    return "\n".join(rows)
+
+
+def _cell(value: Any, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def benchmark_table(
+    candidate: Mapping[str, float],
+    *,
+    version: str,
+    benchmark: Mapping[str, Any] | None = None,
+    time: str = "",
+    champion: Mapping[str, float] | None = None,
+    champion_version: str | None = None,
+) -> str:
+    """This version vs bicubic (and vs the champion it was compared with) on the held-out
+    benchmark: PSNR, SSIM, flicker (lower is better), throughput."""
+    benchmark = benchmark or {}
+    head = "Held-out benchmark"
+    if benchmark.get("version"):
+        head += f" `{benchmark['version']}`"
+    if benchmark.get("frames"):
+        names = ", ".join(s.get("name", "?") for s in benchmark.get("sources", []))
+        head += f" ({benchmark['frames']} frames" + (f" of {names}" if names else "") + ")"
+    if time:
+        head += f", evaluated {pretty_time(time)}"
+    head += ". Flicker: lower is better."
+
+    def row(label: str, metrics: Mapping[str, float] | None, suffix: str = "") -> str:
+        m = metrics or {}
+        cells = [_cell(m.get(f"bench_{key}{suffix}"), d) for key, _, d, _ in _COLUMNS]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def delta(label: str, other: Mapping[str, float] | None, suffix: str = "") -> str:
+        cells = []
+        for key, _, d, _ in _COLUMNS:
+            a, b = candidate.get(f"bench_{key}"), (other or {}).get(f"bench_{key}{suffix}")
+            cells.append(_cell(a - b if a is not None and b is not None else None, d, True))
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    lines = [
+        head,
+        "",
+        "| | " + " | ".join(h for _, h, _, _ in _COLUMNS) + " |",
+        "|---" * (len(_COLUMNS) + 1) + "|",
+        row(f"**this version (v{version})**", candidate),
+        row("bicubic", candidate, "_bicubic"),
+    ]
+    if champion:
+        lines.append(row(f"champion v{champion_version}", champion))
+    lines.append(delta("**vs bicubic**", candidate, "_bicubic"))
+    if champion:
+        lines.append(delta(f"**vs champion v{champion_version}**", champion))
+    return "\n".join(lines)
