@@ -200,16 +200,26 @@ def signature():
 
 def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
     """Log the generator alone (Keras 3 flavor) with signature, example and metadata."""
+    import keras
+
     mlflow = _mlflow()
     _fix_keras_input_example()
-    return mlflow.keras.log_model(
-        generator,
-        name="generator",
-        signature=signature(),
-        input_example=input_example.astype(np.float32),
-        pip_requirements=PIP_REQUIREMENTS,
-        metadata={k: str(v) for k, v in meta.items()},
-    )
+    # MLflow checks the input example with a plain ``model.predict``, whose Keras progress bar
+    # would land in the job's log as a line of escape codes.
+    was_interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        return mlflow.keras.log_model(
+            generator,
+            name="generator",
+            signature=signature(),
+            input_example=input_example.astype(np.float32),
+            pip_requirements=PIP_REQUIREMENTS,
+            metadata={k: str(v) for k, v in meta.items()},
+        )
+    finally:
+        if was_interactive:
+            keras.config.enable_interactive_logging()
 
 
 def register(model_uri: str, tags: dict[str, Any], description: str | None = None):
