@@ -3,6 +3,7 @@ the --height note and the missing-model message; real tiny models, real files.""
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,6 +52,9 @@ def test_folder_in_gives_folder_out_with_the_same_names(tmp_path, model_file, ca
     assert audio_packets(out / "clip.mp4") == audio_packets(src / "clip.mp4")
     err = capsys.readouterr().err
     assert "clip.mp4 -> " in err and "done: 3 output(s)" in err
+    # The video's line ends with its end-to-end rate: "..., 10 frames, 0.4 s, 25.0 frames/s".
+    line = next(x for x in err.splitlines() if "clip.mp4 -> " in x)
+    assert re.search(r"10 frames, [0-9.]+ s, [0-9.]+ frames/s\)$", line), line
 
 
 def test_height_beyond_the_model_scale_says_so(tmp_path, model_file, capsys):

@@ -278,7 +278,11 @@ def upscale_jobs(
                     if result.note:
                         detail += f"; {result.note}"
                 seconds = time.monotonic() - started
-                outcomes.append(Outcome(job, True, f"{detail}, {seconds:.1f} s"))
+                message = f"{detail}, {seconds:.1f} s"
+                if job.kind != "image" and done and seconds > 0:
+                    # Frames upscaled in this run (not those of reused segments), end to end.
+                    message += f", {done / seconds:.1f} frames/s"
+                outcomes.append(Outcome(job, True, message))
                 say(f"{job.src} -> {job.dst} ({outcomes[-1].message})")
             except Exception as exc:  # one bad input must not stop a batch
                 if not isinstance(exc, SourceError) and (cause := os_error_cause(exc)):
