@@ -31,7 +31,7 @@ def main() -> None:
             val_fraction=0.1,
         ),
         train=TrainConfig(
-            generator=GeneratorConfig(tier="fast", filters=64, scale=4),
+            generator=GeneratorConfig(tier="fast", scale=4),
             steps_per_epoch=60,
             pretrain_epochs=0,
             gan_epochs=0,
