@@ -136,9 +136,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"comparison   {result['comparison']}  (LR | bicubic | VideoBoost | original)")
     uri = os.environ["MLFLOW_TRACKING_URI"]
     print("\nnext:")
-    print(
-        f"  MLflow UI   .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-    )
+    print(f"  MLflow UI   .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+          "   # then http://127.0.0.1:5000/#/?workflowType=machine_learning")  # fmt: skip
     print(f"  Prefect UI  PREFECT_HOME={state / 'prefect'} .venv/bin/prefect server start "
           "--host 127.0.0.1   # then http://127.0.0.1:4200")  # fmt: skip
     bento = result["bento"] or "videoboost:latest"

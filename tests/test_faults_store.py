@@ -172,11 +172,12 @@ def test_store_dying_at_any_write_never_loses_or_worsens_the_champion(store, cli
     pristine = db.read_bytes()
     before = rows(db)
 
-    # How many registry writes a promotion makes (tags, history, aliases).
+    # How many registry writes a promotion makes: the candidate's and the old champion's cards
+    # and tags, the champion history, the two aliases (7 since the cards replaced most tags).
     _install_fault(db, 10**6)
     registry.apply(plan, log_runs=False)
     writes = 10**6 - _remove_fault(db)
-    assert writes > 10
+    assert writes >= 5, writes
     plan.applied = False
 
     # Repairing re-evaluates both models: check it where the outcome differs (nothing written,

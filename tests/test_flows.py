@@ -115,9 +115,14 @@ def test_retrain_artifacts_link_mlflow_pages_or_say_why_not(monkeypatch):
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:57011/")
     pages = mlflow_pages("abc", "7", "3")
-    assert pages["run"] == "http://127.0.0.1:57011/#/experiments/7/runs/abc"
-    assert pages["report"] == pages["run"] + "/artifacts/dataset/data_docs/local_site/index.html"
-    assert pages["version"] == "http://127.0.0.1:57011/#/models/videoboost-generator/versions/3"
+    # The URL parameter opens MLflow 3.17's model-training view instead of its GenAI one.
+    view = "?workflowType=machine_learning"
+    run = "http://127.0.0.1:57011/#/experiments/7/runs/abc"
+    assert pages["run"] == run + view
+    assert pages["report"] == run + "/artifacts/dataset/data_docs/local_site/index.html" + view
+    assert (
+        pages["version"] == "http://127.0.0.1:57011/#/models/videoboost-generator/versions/3" + view
+    )
     assert no_server_note() == ""
     assert md_link("run", pages["run"]) == f"[run]({pages['run']})"
 

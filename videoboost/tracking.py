@@ -129,23 +129,29 @@ def ui_base() -> str | None:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
+# MLflow 3.17's UI opens in its GenAI view unless told otherwise; the experiment's
+# ``mlflow.experimentKind`` tag does not switch a fresh browser, this URL parameter does.
+ML_VIEW = "?workflowType=machine_learning"
+
+
 def run_url(run_id: str, experiment_id: str) -> str | None:
     """The run's page on the tracking server (None for a local store: see :func:`ui_base`)."""
     base = ui_base()
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{ML_VIEW}" if base else None
 
 
 def version_url(version: str) -> str | None:
     """The model version's page on the tracking server (None for a local store)."""
     base = ui_base()
-    return f"{base}/#/models/{MODEL_NAME}/versions/{version}" if base else None
+    return f"{base}/#/models/{MODEL_NAME}/versions/{version}{ML_VIEW}" if base else None
 
 
 def artifact_url(run_id: str, experiment_id: str, path: str) -> str | None:
     """The run page's artifact view opened on ``path`` (the UI renders images and HTML there;
     the server's raw download route sends every file as an attachment)."""
-    page = run_url(run_id, experiment_id)
-    return f"{page}/artifacts/{path}" if page else None
+    base = ui_base()
+    page = f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"
+    return page + ML_VIEW if base else None
 
 
 def ui_command() -> str:

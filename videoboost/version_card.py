@@ -96,7 +96,8 @@ def run_link(run_id: str, experiment_id: str | None, name: str | None = None) ->
     label = f"`{name}`" if name else f"`{run_id}`"
     if not experiment_id:
         return label
-    return f"[{label.strip('`')}](#/experiments/{experiment_id}/runs/{run_id}) (`{run_id}`)"
+    page = f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    return f"[{label.strip('`')}]({page}) (`{run_id}`)"
 
 
 def registration_card(
