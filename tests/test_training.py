@@ -188,7 +188,7 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
     card = mv.description
     assert "not evaluated yet" in card and f"`{tags['dataset_version']}`" in card
     assert f"{result['final']['val_psnr']:.2f}" in card and "| bicubic |" in card
-    assert "cold start" in card and f"runs/{run.info.run_id})" in card
+    assert "cold start" in card and f"runs/{run.info.run_id}?workflowType=machine_learning)" in card
     record = json.loads(
         Path(
             client.download_artifacts(run.info.run_id, "evaluation.json", str(result["work_dir"]))
