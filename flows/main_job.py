@@ -112,6 +112,8 @@ def main_job(sources: list[str] | None = None) -> dict[str, Any]:
 def print_report(result: dict[str, Any]) -> None:
     import os
 
+    from videoboost.version_card import ML_VIEW
+
     d, run, p = result["dataset"], result["run"], result["promotion"]
     state = home()
     cand = p.get("candidate_metrics", {})
@@ -137,7 +139,7 @@ def print_report(result: dict[str, Any]) -> None:
     uri = os.environ["MLFLOW_TRACKING_URI"]
     print("\nnext:")
     print(f"  MLflow UI   .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-          "   # then http://127.0.0.1:5000/#/?workflowType=machine_learning")  # fmt: skip
+          f"   # then http://127.0.0.1:5000/#/{ML_VIEW}")  # fmt: skip
     print(f"  Prefect UI  PREFECT_HOME={state / 'prefect'} .venv/bin/prefect server start "
           "--host 127.0.0.1   # then http://127.0.0.1:4200")  # fmt: skip
     bento = result["bento"] or "videoboost:latest"

@@ -23,6 +23,7 @@ import numpy as np
 from videoboost import state
 from videoboost.engine import infer_scale
 from videoboost.errors import ModelNotFound, StoreUnavailable, VideoBoostError
+from videoboost.version_card import ML_VIEW
 
 EXPERIMENT = "videoboost"
 MODEL_NAME = "videoboost-generator"
@@ -127,11 +128,6 @@ def ui_base() -> str | None:
     a SQLite or file store has no web address until someone runs ``mlflow ui`` on it."""
     uri = state.tracking_uri()
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
-
-
-# MLflow 3.17's UI opens in its GenAI view unless told otherwise; the experiment's
-# ``mlflow.experimentKind`` tag does not switch a fresh browser, this URL parameter does.
-ML_VIEW = "?workflowType=machine_learning"
 
 
 def run_url(run_id: str, experiment_id: str) -> str | None:

@@ -16,6 +16,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+# MLflow 3.17's UI opens in its GenAI view unless told otherwise; the experiment's
+# ``mlflow.experimentKind`` tag does not switch a fresh browser, this URL parameter does. Every
+# link to an MLflow page that VideoBoost writes ends with it.
+ML_VIEW = "?workflowType=machine_learning"
+
 SECTIONS = ("Status", "Decision", "Benchmark", "Training", "Lineage", "History")
 MAX_CHARS = 4800  # MLflow's model_versions.description is VARCHAR(5000) (PostgreSQL enforces it)
 HISTORY_KEEP = 12  # newest history lines kept when the card would grow past MAX_CHARS
@@ -96,7 +101,7 @@ def run_link(run_id: str, experiment_id: str | None, name: str | None = None) ->
     label = f"`{name}`" if name else f"`{run_id}`"
     if not experiment_id:
         return label
-    page = f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    page = f"#/experiments/{experiment_id}/runs/{run_id}{ML_VIEW}"
     return f"[{label.strip('`')}]({page}) (`{run_id}`)"
 
 
