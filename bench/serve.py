@@ -183,16 +183,27 @@ class Server:
             time.sleep(0.5)
 
     def cpu_seconds(self) -> float:
-        """CPU seconds used so far by the server's processes (its session: parent, workers)."""
-        total = 0
+        """CPU seconds used so far by the server's process tree (the CLI, circus, workers).
+
+        Walked by parent pid: BentoML's process manager starts workers in sessions of their
+        own, so a session-id match saw only the idle CLI and reported 0.
+        """
+        stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, utime + stime ticks)
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == self.proc.pid:  # session id == the session leader's pid
-                total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
-        return total / os.sysconf("SC_CLK_TCK")
+            stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        tree, frontier = {self.proc.pid}, [self.proc.pid]
+        while frontier:
+            parent = frontier.pop()
+            for pid, (ppid, _) in stats.items():
+                if ppid == parent and pid not in tree:
+                    tree.add(pid)
+                    frontier.append(pid)
+        ticks = sum(stats[pid][1] for pid in tree if pid in stats)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def batch_stats(self) -> tuple[float, float]:
         """(sum, count) of BentoML's adaptive batch size histogram in /metrics."""
