@@ -303,3 +303,23 @@ def test_gan_phase_that_costs_quality_is_reverted(dataset, tmp_path):
         not np.array_equal(a, b)
         for a, b in zip(pixel.get_weights(), kept.generator.get_weights(), strict=True)
     )
+
+
+def test_a_budgeted_run_after_a_deterministic_one_keeps_xla(dataset, tmp_path):
+    # Op determinism is process-wide: a worker that once trained deterministically must not
+    # run every later budgeted run without XLA (Keras only warns, and steps get ~1.5x slower).
+    import warnings
+
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    from videoboost.train import configure_tf
+
+    configure_tf(tiny())
+    assert is_op_determinism_enabled()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(dataset, tiny(minutes=0.05, pretrain_epochs=0, steps_per_epoch=5),
+                       tmp_path, progress=False)  # fmt: skip
+    assert result.steps > 0
+    assert not is_op_determinism_enabled()
+    assert not [w for w in caught if "jit_compile" in str(w.message)]
