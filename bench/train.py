@@ -138,12 +138,19 @@ def log_run(row: dict, cfg: TrainConfig, generator, folder: Path) -> str:
     import mlflow
 
     from videoboost.config import flatten
-    from videoboost.state import tracking_uri
+    from videoboost.state import artifact_location, tracking_uri
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
     name = "videoboost-bench"
     if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development"})
+        # The same artifact location as the project's experiment: without it a SQLite store
+        # puts the artifacts in ./mlruns of whatever folder the script ran from.
+        mlflow.create_experiment(
+            name,
+            artifact_location=artifact_location(uri),
+            tags={"mlflow.experimentKind": "custom_model_development"},
+        )
     mlflow.set_experiment(name)
     run_name = f"bench-{row['tier']}-{row['train_minutes']:g}min-{time.strftime('%m%d-%H%M')}"
     with mlflow.start_run(run_name=run_name) as run:

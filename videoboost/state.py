@@ -101,6 +101,22 @@ _QUIET_WARNINGS = (
 )
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, or None for any other store.
+
+    Handles SQLite's URI filenames too (``sqlite:///file:/path/db?mode=ro&uri=true``): taken
+    literally, their folder would be a relative ``file:`` directory in the working directory.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///")
+    if path.startswith("file:"):
+        path = path.removeprefix("file:").split("?", 1)[0]
+    if not path or path.startswith(":memory:"):
+        return None
+    return Path(path)
+
+
 def configure_environment() -> dict[str, str]:
     """Fill in defaults for the stack's environment variables (never overrides a set one).
 
@@ -124,8 +140,7 @@ def configure_environment() -> dict[str, str]:
         warnings.filterwarnings("ignore", message=re.escape(message))
     for key in ("BENTOML_HOME", "PREFECT_HOME"):
         Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
-    if os.environ["MLFLOW_TRACKING_URI"].startswith("sqlite:///"):
-        Path(os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+    db = sqlite_path(os.environ["MLFLOW_TRACKING_URI"])
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     return {k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "BENTOML_HOME", "PREFECT_HOME")}
