@@ -188,22 +188,22 @@ class Server:
         Walked by parent pid: BentoML's process manager starts workers in sessions of their
         own, so a session-id match saw only the idle CLI and reported 0.
         """
-        stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, utime + stime ticks)
+        ticks: dict[int, int] = {}  # pid -> utime + stime
+        children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-        tree, frontier = {self.proc.pid}, [self.proc.pid]
+            pid = int(stat.parent.name)
+            ticks[pid] = int(fields[11]) + int(fields[12])
+            children.setdefault(int(fields[1]), []).append(pid)
+        total, frontier = 0, [self.proc.pid]
         while frontier:
-            parent = frontier.pop()
-            for pid, (ppid, _) in stats.items():
-                if ppid == parent and pid not in tree:
-                    tree.add(pid)
-                    frontier.append(pid)
-        ticks = sum(stats[pid][1] for pid in tree if pid in stats)
-        return ticks / os.sysconf("SC_CLK_TCK")
+            pid = frontier.pop()
+            total += ticks.get(pid, 0)
+            frontier.extend(children.get(pid, []))
+        return total / os.sysconf("SC_CLK_TCK")
 
     def batch_stats(self) -> tuple[float, float]:
         """(sum, count) of BentoML's adaptive batch size histogram in /metrics."""
