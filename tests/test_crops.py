@@ -35,7 +35,7 @@ def test_crops_stay_aligned_under_every_transform():
     assert lr.shape == (512, 8, 8, 3) and hr.shape == (512, 32, 32, 3)
     assert lr.dtype == hr.dtype == np.uint8
     assert set(meta[:, 3]) == set(range(DIHEDRAL))  # every transform was drawn
-    for a, b, (f, y, x, k) in zip(lr, hr, meta, strict=True):
+    for a, b, (f, y, x, k, _) in zip(lr, hr, meta, strict=True):
         src_lr, src_hr = frames[f]
         assert np.array_equal(a, dihedral(src_lr[y : y + 8, x : x + 8], k))
         assert np.array_equal(b, dihedral(src_hr[4 * y : 4 * y + 32, 4 * x : 4 * x + 32], k))
@@ -78,3 +78,31 @@ def test_plan_refuses_frames_that_cannot_be_cropped():
         CropPlan.from_frames([(lr, lr.repeat(4, 0).repeat(4, 1))], ["a"], 4, 16)
     with pytest.raises(ValueError, match="not x4"):
         CropPlan.from_frames([(lr, lr.repeat(2, 0).repeat(2, 1))], ["a"], 4, 8)
+
+
+def test_variant_crops_come_from_the_drawn_variant_at_the_clean_share():
+    """Each crop is cut from one LR entry of its frame (clean or a variant), at the same place
+    as its HR crop, and the clean LR is drawn at ``clean_share``."""
+    frames = _frames([(24, 24), (20, 28)])
+    rng = np.random.default_rng(1)
+    # Variant j of a frame is its LR plus j*10 (mod 256): which entry a crop came from shows.
+    variants = [np.stack([(lr.astype(int) + 10 * j) % 256 for j in (1, 2, 3)]).astype(np.uint8)
+                for lr, _ in frames]  # fmt: skip
+    plan = CropPlan.from_frames(
+        frames, ["a", "b"], 4, 8, min_std=0, variants=variants, clean_share=0.25
+    )
+    lr, hr, meta = _take(plan, 1024, seed=int(rng.integers(100)))
+    used = meta[:, 4]
+    assert set(used) == {0, 1, 2, 3}
+    assert 0.18 < np.mean(used == 0) < 0.32  # the clean share
+    for a, b, (f, y, x, k, v) in zip(lr, hr, meta, strict=True):
+        source = frames[f][0] if v == 0 else variants[f][v - 1]
+        assert np.array_equal(a, dihedral(source[y : y + 8, x : x + 8], k))
+        assert np.array_equal(b, dihedral(frames[f][1][4 * y : 4 * y + 32, 4 * x : 4 * x + 32], k))
+
+
+def test_a_variant_of_another_size_is_refused():
+    frames = _frames([(24, 24)])
+    bad = [np.zeros((1, 24, 20, 3), np.uint8)]
+    with pytest.raises(ValueError, match="variant"):
+        CropPlan.from_frames(frames, ["a"], 4, 8, variants=bad)

@@ -20,9 +20,91 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class RealDegradeConfig(_Frozen):
+    """The ranges the ``real`` profile draws from, afresh for every stored variant.
+
+    Modelled on what low-res files people own have been through (the Real-ESRGAN recipe, cut
+    to one pass): optical blur before the shrink, a shrink kernel, sensor noise, then a codec.
+    Every range is a config value, so it is part of the dataset's version and logged to MLflow.
+    """
+
+    variants: int = Field(
+        6,
+        ge=1,
+        le=32,
+        description="Degraded LR variants stored per frame (each with its own random draw); "
+        "training picks one per crop, so one frame teaches many degradations.",
+    )
+    clean_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of training crops taken from the clean shrink instead of a variant, "
+        "so clean input keeps its quality.",
+    )
+    blur_prob: float = Field(0.5, ge=0, le=1, description="Share of variants blurred first.")
+    blur_sigma: tuple[float, float] = Field(
+        (0.2, 0.7),
+        description="Gaussian blur sigma range, in LR pixels (x scale in HR pixels); beyond "
+        "~0.7 the model learns to sharpen so hard that clean input suffers.",
+    )
+    aniso_prob: float = Field(
+        0.4, ge=0, le=1, description="Share of the blurs that are anisotropic (random angle)."
+    )
+    kernels: tuple[Literal["bicubic", "area", "bilinear"], ...] = Field(
+        ("bicubic", "area", "bilinear"), min_length=1, description="Shrink kernels, equally likely."
+    )
+    noise_prob: float = Field(0.4, ge=0, le=1, description="Share of variants given noise.")
+    noise_sigma: tuple[float, float] = Field(
+        (1.0, 8.0), description="Noise sigma range, grey levels (0-255) at mid-grey."
+    )
+    poisson_share: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the noisy variants whose noise grows with brightness "
+        "(Poisson-like, shot noise), the rest Gaussian; 40 % of either is grey (luma only).",
+    )
+    jpeg_prob: float = Field(0.35, ge=0, le=1, description="Share of variants JPEG-coded.")
+    jpeg_quality: tuple[int, int] = Field((30, 90), description="JPEG quality range.")
+    h264_prob: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of variants H.264-coded (libx264 through PyAV, yuv420p); the rest "
+        "of the variants after JPEG and H.264 keep their uncoded pixels.",
+    )
+    h264_crf: tuple[int, int] = Field(
+        (20, 38),
+        description="x264 CRF range. A lone frame is coded as an I-frame, which x264 gives a "
+        "finer quantiser than the P/B frames of a clip at the same CRF, so the range reaches "
+        "past the benchmark's CRF 30.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RealDegradeConfig:
+        for name in ("blur_sigma", "noise_sigma", "jpeg_quality", "h264_crf"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name}: the range ({lo}, {hi}) must be 0 <= low <= high")
+        if self.jpeg_prob + self.h264_prob > 1:
+            raise ValueError("jpeg_prob + h264_prob must be at most 1 (one codec per variant)")
+        if not (self.jpeg_quality[0] >= 5 and self.jpeg_quality[1] <= 100):
+            raise ValueError("jpeg_quality must lie in 5..100")
+        if self.h264_crf[1] > 51:
+            raise ValueError("h264_crf must lie in 0..51")
+        return self
+
+
 class DegradeConfig(_Frozen):
     """How a low-res input is made from a high-res frame."""
 
+    profile: Literal["clean", "real"] = Field(
+        "clean",
+        description="clean = one fixed degradation (the fields below); real = the clean LR "
+        "plus `real.variants` randomly degraded, codec-damaged LR variants per frame.",
+    )
+    real: RealDegradeConfig = RealDegradeConfig()
     scale: int = Field(4, ge=2, le=5, description="Integer downscale factor.")
     method: Literal["bicubic", "area"] = Field(
         "bicubic",

@@ -38,10 +38,10 @@ class CropPlan:
     Build with :meth:`from_frames`. ``units`` lists, per sampling unit, the indices of its frames.
     """
 
-    lr_flat: np.ndarray  # every LR frame's bytes, concatenated
+    lr_flat: np.ndarray  # every LR entry's bytes, concatenated (per frame: clean, variants...)
     hr_flat: np.ndarray
-    lr_offsets: np.ndarray  # (n,) int64 start of frame i in lr_flat
-    hr_offsets: np.ndarray
+    lr_offsets: np.ndarray  # (entries,) int64 start of LR entry j in lr_flat
+    hr_offsets: np.ndarray  # (n,) int64 start of frame i's HR in hr_flat
     sizes: np.ndarray  # (n, 2) int64 LR (height, width)
     unit_frames: np.ndarray  # frame indices, unit by unit
     unit_starts: np.ndarray  # (units,) start of each unit in unit_frames
@@ -50,6 +50,9 @@ class CropPlan:
     crop: int
     augment: bool = True
     min_std: float = 1.0  # on the LR crop, grey levels
+    entry_starts: np.ndarray | None = None  # (n,) frame i's first LR entry (its clean LR)
+    entry_counts: np.ndarray | None = None  # (n,) 1 + frame i's variants
+    clean_share: float = 1.0  # share of crops cut from the clean LR of a frame with variants
 
     @classmethod
     def from_frames(
@@ -61,6 +64,8 @@ class CropPlan:
         *,
         augment: bool = True,
         min_std: float = 1.0,
+        variants: Sequence[np.ndarray | None] | None = None,
+        clean_share: float = 0.0,
     ) -> CropPlan:
         """Args:
             frames: ``[(lr, hr), ...]`` uint8 RGB, ``hr`` exactly ``scale`` times ``lr``.
@@ -71,6 +76,11 @@ class CropPlan:
             augment: apply a random dihedral transform to each crop.
             min_std: redraw (up to 4 times) crops whose LR standard deviation is below this:
                 flat sky and letterbox bars teach nothing and skew the loss.
+            variants: per frame, ``(k, h, w, 3)`` uint8 degraded LR variants aligned with its
+                HR (the ``real`` profile), or None. A crop of such a frame is cut from one
+                variant drawn at random, or from the clean LR with probability
+                ``clean_share``.
+            clean_share: see ``variants``.
 
         Raises:
             ValueError: no frames, a frame smaller than the crop, or an LR/HR size mismatch.
@@ -91,10 +101,22 @@ class CropPlan:
             units.setdefault(g, []).append(i)
         order = [i for members in units.values() for i in members]
         counts = np.array([len(m) for m in units.values()], np.int64)
-        lr_sizes = np.array([lr.size for lr, _ in frames], np.int64)
+        variants = list(variants) if variants is not None else [None] * len(frames)
+        if len(variants) != len(frames):
+            raise ValueError(f"{len(variants)} variant stacks for {len(frames)} frames")
+        entries: list[np.ndarray] = []
+        entry_counts = []
+        for i, ((lr, _), v) in enumerate(zip(frames, variants, strict=True)):
+            extra = [] if v is None else list(v)
+            if any(x.shape != lr.shape for x in extra):
+                raise ValueError(f"frame {i}: an LR variant is not the size of its LR {lr.shape}")
+            entries += [lr, *extra]
+            entry_counts.append(1 + len(extra))
+        counts_e = np.array(entry_counts, np.int64)
+        lr_sizes = np.array([e.size for e in entries], np.int64)
         hr_sizes = np.array([hr.size for _, hr in frames], np.int64)
         return cls(
-            lr_flat=np.concatenate([lr.ravel() for lr, _ in frames]),
+            lr_flat=np.concatenate([e.ravel() for e in entries]),
             hr_flat=np.concatenate([hr.ravel() for _, hr in frames]),
             lr_offsets=np.concatenate([[0], np.cumsum(lr_sizes)[:-1]]).astype(np.int64),
             hr_offsets=np.concatenate([[0], np.cumsum(hr_sizes)[:-1]]).astype(np.int64),
@@ -106,6 +128,9 @@ class CropPlan:
             crop=crop,
             augment=augment,
             min_std=min_std,
+            entry_starts=np.concatenate([[0], np.cumsum(counts_e)[:-1]]).astype(np.int64),
+            entry_counts=counts_e,
+            clean_share=float(clean_share),
         )
 
     @property
@@ -134,7 +159,8 @@ def make_tf_dataset(
     the same batches whatever the threading; ``start`` skips that many crops (a resumed run
     continues the stream where its checkpoint left it). uint8 crosses the pipeline (a quarter of
     float32's bytes); the train step casts. With ``meta``, each element also carries
-    ``(frame, y, x, k)`` per crop (for tests).
+    ``(frame, y, x, k, variant)`` per crop (for tests; ``variant`` 0 is the clean LR, ``j`` the
+    frame's ``j``-th stored variant).
     """
     import tensorflow as tf
 
@@ -148,21 +174,35 @@ def make_tf_dataset(
     unit_starts = tf.constant(plan.unit_starts)
     unit_counts = tf.constant(plan.unit_counts)
     min_std = tf.constant(plan.min_std, tf.float32)
+    n = plan.frames
+    entry_starts = tf.constant(
+        plan.entry_starts if plan.entry_starts is not None else np.arange(n, dtype=np.int64)
+    )
+    entry_counts = tf.constant(
+        plan.entry_counts if plan.entry_counts is not None else np.ones(n, np.int64)
+    )
+    clean_share = tf.constant(plan.clean_share, tf.float32)
 
     def draw(i):
         key = tf.stack([tf.constant(seed, tf.int64), i])
-        r = tf.random.stateless_uniform([2 + 2 * _ATTEMPTS + 1], key, dtype=tf.float32)
+        # The last two draws pick the LR entry (clean or a variant); they come after the ones a
+        # plan without variants uses.
+        r = tf.random.stateless_uniform([2 + 2 * _ATTEMPTS + 3], key, dtype=tf.float32)
         unit = tf.minimum(tf.cast(r[0] * plan.units, tf.int64), plan.units - 1)
         count = unit_counts[unit]
         pick = tf.minimum(tf.cast(r[1] * tf.cast(count, tf.float32), tf.int64), count - 1)
         frame = unit_frames[unit_starts[unit] + pick]
         h, w = sizes[frame, 0], sizes[frame, 1]
+        n_var = entry_counts[frame] - 1
+        pick_v = tf.minimum(tf.cast(r[-1] * tf.cast(n_var, tf.float32), tf.int64), n_var - 1)
+        use_clean = tf.logical_or(n_var == 0, r[-2] < clean_share)
+        entry = entry_starts[frame] + tf.where(use_clean, tf.constant(0, tf.int64), 1 + pick_v)
         best = None
         # A few positions; the first that is not flat wins (else the last drawn).
         for a in range(_ATTEMPTS):
             y = tf.minimum(tf.cast(r[2 + 2 * a] * tf.cast(h - p + 1, tf.float32), tf.int64), h - p)
             x = tf.minimum(tf.cast(r[3 + 2 * a] * tf.cast(w - p + 1, tf.float32), tf.int64), w - p)
-            lr = _window(tf, lr_flat, lr_off[frame], w, y, x, p)
+            lr = _window(tf, lr_flat, lr_off[entry], w, y, x, p)
             std = tf.math.reduce_std(tf.cast(lr, tf.float32))
             if best is None:
                 best = (y, x, lr, std >= min_std)
@@ -178,7 +218,7 @@ def make_tf_dataset(
         hr = _window(tf, hr_flat, hr_off[frame], w * s, y * s, x * s, p * s)
         k = tf.constant(0, tf.int64)
         if plan.augment:
-            k = tf.minimum(tf.cast(r[-1] * DIHEDRAL, tf.int64), DIHEDRAL - 1)
+            k = tf.minimum(tf.cast(r[2 + 2 * _ATTEMPTS] * DIHEDRAL, tf.int64), DIHEDRAL - 1)
             quarter = tf.cast(k % 4, tf.int32)
             lr, hr = tf.image.rot90(lr, quarter), tf.image.rot90(hr, quarter)
             lr, hr = tf.cond(
@@ -189,7 +229,7 @@ def make_tf_dataset(
         lr = tf.ensure_shape(lr, (p, p, 3))
         hr = tf.ensure_shape(hr, (p * s, p * s, 3))
         if meta:
-            return lr, hr, tf.stack([frame, y, x, k])
+            return lr, hr, tf.stack([frame, y, x, k, entry - entry_starts[frame]])
         return lr, hr
 
     ds = tf.data.Dataset.range(start, 2**62).map(draw, num_parallel_calls=tf.data.AUTOTUNE)

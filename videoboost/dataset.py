@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from videoboost.config import DatasetConfig
-from videoboost.degrade import degrade, mod_crop
+from videoboost.degrade import degrade, mod_crop, real_variants
 from videoboost.errors import SourceError
 from videoboost.frames import (
     Frame,
@@ -53,6 +53,7 @@ from videoboost.shards import (
     load_frames,
     load_info,
     load_manifest,
+    variant_key,
 )
 from videoboost.sources import held_out_hashes, source_hash
 
@@ -145,11 +146,15 @@ class _ShardWriter:
         self.arrays: dict[str, np.ndarray] = {}
         self.count = 0
 
-    def add(self, lr: np.ndarray, hr: np.ndarray) -> tuple[str, int]:
+    def add(
+        self, lr: np.ndarray, hr: np.ndarray, variants: np.ndarray | None = None
+    ) -> tuple[str, int]:
         name = f"{self.split}-{self.count // self.size:05d}.npz"
         index = self.count % self.size
         self.arrays[frame_key("lr", index)] = lr
         self.arrays[frame_key("hr", index)] = hr
+        if variants is not None:
+            self.arrays[variant_key(index)] = variants
         self.count += 1
         if index == self.size - 1:
             self.flush()
@@ -360,8 +365,14 @@ def _add_frame(
         return None
     rng = np.random.default_rng([cfg.seed, src_idx, frame.index])
     lr = degrade(hr, cfg.degrade, rng)
+    variants, recipes = None, []
+    if cfg.degrade.profile == "real":
+        # A stream of its own per frame: the variants do not depend on the clean LR's draws.
+        variants, recipes = real_variants(
+            hr, cfg.degrade, np.random.default_rng([cfg.seed, src_idx, frame.index, 1])
+        )
     digest = hashlib.sha1(hr.tobytes()).hexdigest()
-    shard, idx = writer.add(lr, hr)
+    shard, idx = writer.add(lr, hr, variants)
     return {
         "frame_id": digest[:16],
         "source": Path(report.path).name,
@@ -382,6 +393,8 @@ def _add_frame(
         "content_hash": digest,
         "shard": shard,
         "shard_index": idx,
+        "variants": 0 if variants is None else len(variants),
+        "recipes": "; ".join(recipes),
     }
 
 

@@ -6,6 +6,8 @@ its degraded LR twin::
     dataset.json              version, config, sources (used and skipped), counts
     manifest.csv              one row per frame (source, frame, split, shapes, stats, hash, shard)
     shards/train-00000.npz    lr_0000 (h, w, 3) uint8, hr_0000 (s*h, s*w, 3) uint8, lr_0001, ...
+                              and, for the ``real`` profile, lrv_0000 (k, h, w, 3) uint8: the
+                              frame's k degraded LR variants (``lr_`` stays the clean shrink)
     shards/val-00000.npz
     validation.json, gx/      the Great Expectations result and its Data Docs
 
@@ -37,7 +39,7 @@ DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")  # relative to the
 MANIFEST_COLUMNS = [
     "frame_id", "source", "source_kind", "frame_index", "split", "lr_h", "lr_w", "hr_h",
     "hr_w", "channels", "dtype", "scale", "lr_mean", "lr_std", "hr_mean", "hr_std",
-    "content_hash", "shard", "shard_index",
+    "content_hash", "shard", "shard_index", "variants", "recipes",
 ]  # fmt: skip
 
 
@@ -74,6 +76,11 @@ class DatasetInfo:
 def frame_key(kind: str, index: int) -> str:
     """Name of frame ``index``'s ``lr``/``hr`` array inside its shard."""
     return f"{kind}_{index:04d}"
+
+
+def variant_key(index: int) -> str:
+    """Name of frame ``index``'s stacked LR variants (``real`` profile) inside its shard."""
+    return f"lrv_{index:04d}"
 
 
 def centre_pair(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +133,25 @@ def iter_frames(
             for _, row in group.iterrows():
                 i = int(row.shard_index)
                 yield row, z[frame_key("lr", i)], z[frame_key("hr", i)]
+
+
+def iter_variants(
+    path: str | Path, rows: pd.DataFrame
+) -> Iterator[tuple[pd.Series, np.ndarray | None]]:
+    """``(row, variants)`` per manifest row: ``(k, h, w, 3)`` uint8 LR variants, or None for a
+    frame without any (the ``clean`` profile), reading each shard once."""
+    root = Path(path)
+    for shard, group in rows.groupby("shard", sort=False):
+        with np.load(root / "shards" / shard) as z:
+            for _, row in group.iterrows():
+                key = variant_key(int(row.shard_index))
+                yield row, (z[key] if key in z.files else None)
+
+
+def load_variants(path: str | Path, rows: pd.DataFrame) -> list[np.ndarray | None]:
+    """The LR variants of ``rows`` (see :func:`iter_variants`), in the order of ``rows``."""
+    by_label = {row.name: v for row, v in iter_variants(path, rows)}
+    return [by_label[label] for label in rows.index]
 
 
 def load_frames(

@@ -34,7 +34,7 @@ from videoboost.crops import CropPlan, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
 from videoboost.errors import VideoBoostError
 from videoboost.metrics import psnr_y, ssim_y
-from videoboost.shards import centre_pair, load_frames, load_info
+from videoboost.shards import centre_pair, load_config, load_frames, load_info, load_variants
 
 # Keys logged every epoch; MLflow and the CLI table use exactly these names.
 EPOCH_KEYS = (
@@ -415,8 +415,7 @@ def _train_in_scope(
         )
     if not info.counts.get("val"):
         raise VideoBoostError(f"dataset {dataset_dir} has no validation frames; rebuild it")
-    val_frames, _ = load_frames(dataset_dir, "val", limit=cfg.val_frames)
-    val_frames = [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in val_frames]
+    val_frames = validation_frames(dataset_dir, cfg)
     plan = crop_plan(dataset_dir, cfg)
 
     generator = build_generator(cfg.generator)
@@ -525,6 +524,25 @@ def _train_in_scope(
     )
 
 
+def validation_frames(
+    dataset_dir: str | Path, cfg: TrainConfig
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(lr, hr)`` pairs scored every epoch, centre-cropped to ``cfg.val_max_side``.
+
+    A ``real`` dataset is judged on what it trains for: every other frame's LR is one of its
+    degraded variants (taken in turn), the rest stay clean, so ``val_psnr`` (and the best
+    epoch it picks) weighs both kinds of input.
+    """
+    frames, rows = load_frames(dataset_dir, "val", limit=cfg.val_frames)
+    if load_config(dataset_dir).degrade.profile == "real":
+        variants = load_variants(dataset_dir, rows)
+        frames = [
+            (v[(i // 2) % len(v)], hr) if v is not None and len(v) and i % 2 else (lr, hr)
+            for i, ((lr, hr), v) in enumerate(zip(frames, variants, strict=True))
+        ]
+    return [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in frames]
+
+
 def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
     """The training frames in memory, and how crops are drawn from them."""
     frames, rows = load_frames(dataset_dir, "train")
@@ -539,12 +557,18 @@ def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
         f"{r.source}#{r.frame_index}" if r.source_kind == "still" else r.source
         for r in rows.itertuples()
     ]
+    # The `real` profile: crops come from the stored codec-damaged variants, and from the clean
+    # shrink at the profile's clean share.
+    degrade_cfg = load_config(dataset_dir).degrade
+    variants = load_variants(dataset_dir, rows) if degrade_cfg.profile == "real" else None
     return CropPlan.from_frames(
         [frames[i] for i in keep],
         [groups[i] for i in keep],
         cfg.generator.scale,
         cfg.crop,
         augment=cfg.augment,
+        variants=[variants[i] for i in keep] if variants is not None else None,
+        clean_share=degrade_cfg.real.clean_share if variants is not None else 0.0,
     )
 
 

@@ -19,7 +19,19 @@ import pandas as pd
 
 from videoboost.config import DatasetConfig
 from videoboost.errors import ValidationFailed
-from videoboost.shards import DOCS, centre_pair, iter_frames, load_config, load_manifest
+from videoboost.shards import (
+    DOCS,
+    centre_pair,
+    iter_frames,
+    iter_variants,
+    load_config,
+    load_manifest,
+)
+
+# Largest variant_misfit allowed (see there): aligned variants of the bundled corpus measured at
+# most 1.15, variants moved by one pixel 1.4 and more (a frame whose content does not change
+# along an axis cannot show a move along it, nor does such a move matter).
+MAX_VARIANT_MISFIT = 1.25
 
 SUITE = "videoboost_dataset"
 # Relative to the dataset. DOCS (videoboost.shards) is the offline report (the path Data Docs always had, so every
@@ -77,14 +89,17 @@ class ValidationResult:
 
 
 def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
-    """Manifest rows plus what the shards really hold (shapes, dtype, stats, hash, alignment).
+    """Manifest rows plus what the shards really hold (shapes, dtype, stats, hash, alignment,
+    and the LR variants of the ``real`` profile: how many, how far shifted).
 
     Every frame is re-read: a manifest that lies about its pixels must fail.
     """
     keys = ["m_lr_h", "m_lr_w", "m_hr_h", "m_hr_w", "m_dtype", "m_hr_std", "m_hr_mean",
-            "m_hash_ok", "align_mad"]  # fmt: skip
+            "m_hash_ok", "align_mad", "m_variants", "variant_shape_ok", "variant_misfit",
+            "variant_distinct"]  # fmt: skip
     measured: dict[str, list] = {k: [] for k in keys}
     order = []
+    variants_of = {row.name: v for row, v in iter_variants(root, manifest)}
     for row, lr, hr in iter_frames(root, manifest):
         order.append(row.name)
         measured["m_lr_h"].append(lr.shape[0])
@@ -96,7 +111,21 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
         measured["m_hr_mean"].append(float(hr.mean()))
         measured["m_hash_ok"].append(hashlib.sha1(hr.tobytes()).hexdigest() == row.content_hash)
         measured["align_mad"].append(_alignment_gap(lr, hr))
+        variants = variants_of.get(row.name)
+        measured["m_variants"].append(0 if variants is None else len(variants))
+        ok = variants is None or (variants.dtype == np.uint8 and variants.shape[1:] == lr.shape)
+        measured["variant_shape_ok"].append(bool(ok))
+        shift, distinct = 1.0, True
+        if variants is not None and ok and len(variants):
+            shift = max(variant_misfit(v, hr) for v in variants)
+            # A variant identical to the clean shrink teaches nothing the clean share does not.
+            distinct = all(not np.array_equal(v, lr) for v in variants)
+        measured["variant_misfit"].append(shift)
+        measured["variant_distinct"].append(distinct)
     df = manifest.loc[order].assign(**measured)
+    if "variants" not in df:  # a dataset from before LR variants existed
+        df["variants"] = 0
+    df["variants"] = df["variants"].fillna(0).astype(int)
     # Integer sides: a frame whose HR is not exactly scale x its LR fails the ratio checks.
     df["ratio_h"] = df["m_hr_h"] / df["m_lr_h"]
     df["ratio_w"] = df["m_hr_w"] / df["m_lr_w"]
@@ -104,6 +133,38 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
     df["leaked"] = df["content_hash"].map(splits_per_hash).gt(1)
     df["split_count"] = df["split"].map(manifest["split"].value_counts())
     return df.reset_index(drop=True)
+
+
+def variant_misfit(lr: np.ndarray, hr: np.ndarray, radius: int = 2) -> float:
+    """How much better an LR frame fits its area-shrunk HR frame when moved by a whole pixel:
+    the mean squared difference at no shift over the smallest one at any shift of up to
+    ``radius`` LR pixels (grey levels, both lightly blurred, centre crop of at most 256 px).
+
+    1.0 means no shift fits better: the pair is aligned. Blur, noise and coding add the same
+    difference at every shift; a variant cut one pixel off measured 1.4-1.9 on the bundled
+    corpus, aligned ones at most 1.15. Phase correlation was tried first: JPEG and H.264 block
+    edges pulled its peak to whole pixels on aligned frames.
+    """
+    lr_c, hr_c = centre_pair(lr, hr, 256)
+    shrunk = cv2.resize(hr_c, lr_c.shape[1::-1], interpolation=cv2.INTER_AREA)
+
+    def grey(img: np.ndarray) -> np.ndarray:
+        g = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return cv2.GaussianBlur(g, (0, 0), 1.0)
+
+    a, b = grey(shrunk), grey(lr_c)
+    h, w = a.shape
+    r = radius
+    if h <= 2 * r + 2 or w <= 2 * r + 2:
+        return 1.0
+    core = a[r : h - r, r : w - r]
+    err = np.array(
+        [
+            [np.mean((core - b[r + dy : h - r + dy, r + dx : w - r + dx]) ** 2) for dx in range(-r, r + 1)]
+            for dy in range(-r, r + 1)
+        ]
+    )  # fmt: skip
+    return float(err[r, r] / max(float(err.min()), 1e-6))
 
 
 def _alignment_gap(lr: np.ndarray, hr: np.ndarray) -> float:
@@ -156,6 +217,19 @@ def build_suite(cfg: DatasetConfig):
         gxe.ExpectColumnValuesToBeInSet(column="m_hash_ok", value_set=[True]),
         gxe.ExpectColumnValuesToBeBetween(column="align_mad", max_value=align_max, mostly=0.99),
     ]
+    if d.profile == "real":
+        # Every frame carries its k codec-damaged LR variants, the manifest says so, and each
+        # is aligned with its HR frame: a shifted variant would teach the model to shift.
+        k = d.real.variants
+        expectations += [
+            gxe.ExpectColumnValuesToBeInSet(column="m_variants", value_set=[k]),
+            gxe.ExpectColumnPairValuesToBeEqual(column_A="m_variants", column_B="variants"),
+            gxe.ExpectColumnValuesToBeInSet(column="variant_shape_ok", value_set=[True]),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="variant_misfit", max_value=MAX_VARIANT_MISFIT
+            ),
+            gxe.ExpectColumnValuesToBeInSet(column="variant_distinct", value_set=[True]),
+        ]
     suite = gx.ExpectationSuite(name=SUITE)
     for e in expectations:
         suite.add_expectation(e)
