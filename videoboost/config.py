@@ -312,18 +312,69 @@ class BenchmarkConfig(_Frozen):
         description="Runs of consecutive frames per video, spread evenly over its length "
         "(flicker is measured within a run); fewer when a run would have under 2 frames.",
     )
+    tracks: tuple[str, ...] = Field(
+        ("clean", "h264_crf23", "h264_crf30", "jpeg_q50"),
+        min_length=1,
+        description="Input kinds each model is scored on, all made from the same frames: "
+        "`clean` (the antialiased bicubic shrink), `h264_crfNN` (that shrink coded with libx264 "
+        "at CRF NN, yuv420p; a video's runs as clips, a still as one frame), `jpeg_qNN` (JPEG "
+        "at quality NN). Each is scored against bicubic of the same input.",
+    )
     fps_warmup: int = Field(2, ge=1, description="Untimed 720p runs first (graph tracing).")
     fps_runs: int = Field(5, ge=0, description="Timed 720p runs (median); 0 = skip throughput.")
     threads: int = Field(2, ge=1, description="TF intra-op threads while evaluating.")
 
+    @model_validator(mode="after")
+    def _check_tracks(self) -> BenchmarkConfig:
+        for name in self.tracks:
+            parse_track(name)
+        if len(set(self.tracks)) != len(self.tracks):
+            raise ValueError(f"tracks are listed twice: {self.tracks}")
+        if self.tracks[0] != "clean":
+            # The clean track carries the historical keys (bench_psnr_gain, the bicubic floor).
+            raise ValueError(f"the first track must be 'clean': {self.tracks}")
+        return self
+
+
+def parse_track(name: str) -> tuple[str, int | None]:
+    """``"clean"`` -> ``("clean", None)``, ``"h264_crf30"`` -> ``("h264", 30)``,
+    ``"jpeg_q50"`` -> ``("jpeg", 50)``; anything else is a ``ValueError``."""
+    import re
+
+    if name == "clean":
+        return "clean", None
+    m = re.fullmatch(r"h264_crf(\d{1,2})|jpeg_q(\d{1,3})", name)
+    if m and m[1] is not None and int(m[1]) <= 51:
+        return "h264", int(m[1])
+    if m and m[2] is not None and 5 <= int(m[2]) <= 100:
+        return "jpeg", int(m[2])
+    raise ValueError(
+        f"unknown benchmark track {name!r}: use clean, h264_crfNN (NN 0-51) or jpeg_qNN (5-100)"
+    )
+
 
 class PromoteConfig(_Frozen):
-    min_gain_db: float = Field(0.5, description="Floor over bicubic, dB.")
+    min_gain_db: float = Field(0.5, description="Floor over bicubic on the clean track, dB.")
     tolerance_db: float = Field(
-        0.1, ge=0, description="May be this much worse than champion on PSNR."
+        0.1,
+        ge=0,
+        description="May be this much worse than champion on PSNR (the mean over the tracks).",
+    )
+    track_tolerance_db: float = Field(
+        0.5,
+        ge=0,
+        description="May be at most this much worse than the champion on any single track "
+        "(clean, each coded one), whatever the mean says. 0.5 dB: the first `real` model gives "
+        "up a few tenths on clean input for a dB or more on coded input, and must replace a "
+        "`clean` champion; a loss past half a dB on one kind of input is a visible regression "
+        "(README, Promotion).",
     )
     margin: float = Field(0.05, ge=0, description="Must beat champion on primary metric by this.")
-    primary_metric: Literal["bench_psnr", "bench_ssim"] = "bench_psnr"
+    primary_metric: Literal["bench_psnr_mean", "bench_psnr", "bench_ssim"] = Field(
+        "bench_psnr_mean",
+        description="bench_psnr_mean = PSNR averaged over the benchmark's tracks (clean and "
+        "coded input weigh the same); bench_psnr / bench_ssim = the clean track only.",
+    )
     default_scale: int = Field(4, ge=2, le=5)
 
 

@@ -8,8 +8,16 @@ trains on ``bigbuckbunny.mp4`` only). HR frames are mod-cropped to the scale, an
 :func:`videoboost.degrade.degrade` (antialiased bicubic), so the bicubic baseline and the model
 see the same frames.
 
-The benchmark's version is a content hash of the sources (bytes, not paths), the degradation and
-the frame selection. A built benchmark is cached under ``<state>/benchmarks/<version>/``, so two
+**Tracks** (``BenchmarkConfig.tracks``): the same frames as different kinds of input. ``clean``
+is the shrink above; ``h264_crfNN`` codes that shrink with libx264 at CRF NN (yuv420p; a video's
+runs of consecutive frames as clips, so P/B-frames are scored as in a real file; a still as one
+frame); ``jpeg_qNN`` codes it as JPEG at quality NN. Every track is scored against bicubic of the
+same (coded) input. The clean track keeps the historical keys (``bench_psnr_gain``, ...); a coded
+track adds its name (``bench_psnr_gain_h264_crf30``, ...), and ``bench_psnr_mean`` /
+``bench_psnr_gain_mean`` average over all tracks (what promotion compares).
+
+The benchmark's version is a content hash of the sources (bytes, not paths), the degradation,
+the tracks and the frame selection. A built benchmark is cached under ``<state>/benchmarks/<version>/``, so two
 evaluations with the same version score exactly the same pixels.
 
 Scores (keys as logged to MLflow, see :data:`METRIC_KEYS`), each the mean over sources (every
@@ -31,6 +39,7 @@ This module is plain Python + NumPy/OpenCV; TensorFlow is imported only by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -45,8 +54,14 @@ import numpy as np
 
 from videoboost import state
 from videoboost.compare import detail_corners, side_by_side
-from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig
-from videoboost.degrade import degrade, mod_crop, upscale_bicubic
+from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig, parse_track
+from videoboost.degrade import (
+    degrade,
+    h264_roundtrip,
+    jpeg_roundtrip,
+    mod_crop,
+    upscale_bicubic,
+)
 from videoboost.engine import Predict, Upscaler
 from videoboost.errors import SourceError
 from videoboost.frames import (
@@ -59,7 +74,7 @@ from videoboost.frames import (
 from videoboost.metrics import flicker, psnr_y, ssim_y
 from videoboost.sources import DEFAULT_SOURCES, source_hash
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: coded tracks
 PSNR_CAP = 100.0
 OUTPUT_720P = (720, 1280)  # (height, width) of the throughput measurement's output
 
@@ -73,6 +88,31 @@ METRIC_KEYS = (
     "bench_flicker_bicubic",
     "bench_fps_720p",
 )
+CLEAN = "clean"
+# Per-track keys: the clean track's are METRIC_KEYS' first seven, a coded track's add its name.
+_TRACK_BASES = METRIC_KEYS[:7]
+TRACK_CODINGS = {"count": 0}  # coded tracks built in this process (the cache test reads it)
+
+
+def track_key(base: str, track: str) -> str:
+    """The logged key of ``base`` (e.g. ``bench_psnr_gain``) on ``track``: the clean track keeps
+    the historical name, a coded one adds its own (``bench_psnr_gain_h264_crf30``)."""
+    return base if track == CLEAN else f"{base}_{track}"
+
+
+def track_metrics(metrics: dict[str, float], track: str) -> dict[str, float]:
+    """The ``bench_*`` scores of one track, under the clean track's key names."""
+    return {b: metrics[track_key(b, track)] for b in _TRACK_BASES if track_key(b, track) in metrics}
+
+
+def tracks_of(metrics: dict[str, float]) -> list[str]:
+    """The tracks a metrics dict holds scores of, clean first."""
+    coded = sorted(
+        k[len("bench_psnr_gain_") :]
+        for k in metrics
+        if k.startswith("bench_psnr_gain_") and k != "bench_psnr_gain_mean"
+    )
+    return ([CLEAN] if "bench_psnr_gain" in metrics else []) + coded
 
 
 # --------------------------------------------------------------------------- the benchmark set
@@ -90,6 +130,7 @@ class BenchItem:
         hr: ``(n, H, W, 3)`` uint8 RGB ground truth, sides multiples of the scale.
         runs: ``(first frame index in the source, length)`` of each run of consecutive
             frames, in order; the lengths add up to ``n``.
+        coded: the LR frames of each coded track (same shape as ``lr``).
     """
 
     name: str
@@ -98,6 +139,7 @@ class BenchItem:
     lr: np.ndarray
     hr: np.ndarray
     runs: tuple[tuple[int, int], ...] = ((0, 1),)
+    coded: dict[str, np.ndarray] = field(default_factory=dict)  # track -> (n, h, w, 3) LR
 
     def run_slices(self) -> list[slice]:
         """Index ranges into ``lr``/``hr`` of each run of consecutive frames."""
@@ -123,10 +165,23 @@ class Benchmark:
     config: dict[str, Any]
     cached: bool = False
     folder_hashes: tuple[str, ...] = ()  # hashes of folders the stills came from (leak checks)
+    tracks: tuple[str, ...] = (CLEAN,)
 
     @property
     def frames(self) -> int:
         return sum(item.frames for item in self.items)
+
+    def track(self, name: str) -> Benchmark:
+        """This benchmark with each item's input replaced by its ``name`` track's frames."""
+        if name == CLEAN:
+            return self
+        if name not in self.tracks:
+            raise ValueError(f"benchmark {self.version} has no track {name!r} ({self.tracks})")
+        items = tuple(
+            BenchItem(i.name, i.kind, i.content_hash, i.coded[name], i.hr, i.runs)
+            for i in self.items
+        )
+        return dataclasses.replace(self, items=items)
 
     @property
     def source_hashes(self) -> set[str]:
@@ -148,6 +203,7 @@ class Benchmark:
                 }
                 for i in self.items
             ],
+            "tracks": list(self.tracks),
             **self.config,
         }
 
@@ -189,6 +245,7 @@ def benchmark_version(
             "sources": [list(x) for x in hashed],
             "degrade": degrade_cfg.model_dump(),
             "selection": {"frames": cfg.frames, "segments": cfg.segments},
+            "tracks": list(cfg.tracks),
         },
         sort_keys=True,
     )
@@ -275,7 +332,7 @@ def build_benchmark(
         "degrade": degrade_cfg.model_dump(),
         "selection": {"frames": cfg.frames, "segments": cfg.segments},
     }
-    cached = _load_cached(folder, version, scale, config, tuple(folder_hashes))
+    cached = _load_cached(folder, version, scale, config, tuple(folder_hashes), cfg.tracks)
     if cached is not None:
         return cached
 
@@ -286,10 +343,30 @@ def build_benchmark(
         if min(hr[0].shape[:2]) < scale * 4:
             raise SourceError(f"{path}: frames of {hr[0].shape[1]}x{hr[0].shape[0]} are too small")
         lr = [degrade(f, degrade_cfg) for f in hr]
-        items.append(BenchItem(path.name, kind, digest, np.stack(lr), np.stack(hr), runs))
-    bench = Benchmark(version, scale, tuple(items), folder, config, False, tuple(folder_hashes))
+        item = BenchItem(path.name, kind, digest, np.stack(lr), np.stack(hr), runs)
+        coded = {t: code_track(item, t) for t in cfg.tracks if t != CLEAN}
+        items.append(dataclasses.replace(item, coded=coded))
+    bench = Benchmark(
+        version, scale, tuple(items), folder, config, False, tuple(folder_hashes), cfg.tracks
+    )
     _save(bench)
     return bench
+
+
+def code_track(item: BenchItem, track: str) -> np.ndarray:
+    """The clean LR frames of ``item`` as ``track`` codes them (see the module doc).
+
+    A video's runs of consecutive frames are coded as one clip each (an I-frame, then P/B
+    frames, x264's ``medium`` preset), as a real file would be; a still as one frame.
+    """
+    kind, level = parse_track(track)
+    TRACK_CODINGS["count"] += 1
+    if kind == "jpeg":
+        return np.stack([jpeg_roundtrip(f, level) for f in item.lr])
+    if kind == "h264":
+        parts = [h264_roundtrip(item.lr[r], level) for r in item.run_slices()]
+        return np.concatenate(parts)
+    raise ValueError(f"{track}: the clean track is not coded")
 
 
 def _save(bench: Benchmark) -> None:
@@ -298,7 +375,8 @@ def _save(bench: Benchmark) -> None:
     tmp.mkdir(parents=True)
     try:
         for i, item in enumerate(bench.items):
-            np.savez(tmp / f"{i:03d}.npz", lr=item.lr, hr=item.hr)
+            coded = {f"lr_{t}": a for t, a in item.coded.items()}
+            np.savez(tmp / f"{i:03d}.npz", lr=item.lr, hr=item.hr, **coded)
         (tmp / "benchmark.json").write_text(json.dumps(bench.describe(), indent=2))
         # Another process may have published the same version first: identical content.
         with contextlib.suppress(OSError):
@@ -308,7 +386,12 @@ def _save(bench: Benchmark) -> None:
 
 
 def _load_cached(
-    folder: Path, version: str, scale: int, config: dict, folder_hashes: tuple[str, ...]
+    folder: Path,
+    version: str,
+    scale: int,
+    config: dict,
+    folder_hashes: tuple[str, ...],
+    tracks: tuple[str, ...] = (CLEAN,),
 ) -> Benchmark | None:
     meta_file = folder / "benchmark.json"
     if not meta_file.is_file():
@@ -319,14 +402,15 @@ def _load_cached(
         for i, src in enumerate(meta["sources"]):
             with np.load(folder / f"{i:03d}.npz") as z:
                 runs = tuple(tuple(r) for r in src["runs"])
+                coded = {t: z[f"lr_{t}"] for t in tracks if t != CLEAN}
                 items.append(
-                    BenchItem(src["name"], src["kind"], src["hash"], z["lr"], z["hr"], runs)
+                    BenchItem(src["name"], src["kind"], src["hash"], z["lr"], z["hr"], runs, coded)
                 )
     except (OSError, KeyError, ValueError):
         return None  # a damaged cache is rebuilt, not trusted
     if meta.get("version") != version or meta.get("scale") != scale:
         return None
-    return Benchmark(version, scale, tuple(items), folder, config, True, folder_hashes)
+    return Benchmark(version, scale, tuple(items), folder, config, True, folder_hashes, tracks)
 
 
 # --------------------------------------------------------------------------- the report
@@ -354,7 +438,9 @@ class Report:
         created: UTC time of the evaluation.
         notes: warnings for the reader (e.g. a leak check that could not run).
         sample: ``{"lr", "hr", "bicubic", "sr"}`` uint8 arrays of one frame, for comparison
-            images (not serialised).
+            images (not serialised); its input is from ``sample_track``.
+        track_sources: per coded track, the per-source rows (as ``sources``).
+        sample_track: the track the sample's input comes from (a coded one when scored).
     """
 
     model: str
@@ -367,6 +453,13 @@ class Report:
     created: str = ""
     notes: list[str] = field(default_factory=list)
     sample: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    track_sources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sample_track: str = CLEAN
+
+    @property
+    def tracks(self) -> list[str]:
+        """The tracks scored, clean first."""
+        return tracks_of(self.metrics)
 
     @property
     def benchmark_version(self) -> str:
@@ -388,6 +481,9 @@ class Report:
             "fps": self.fps,
             "created": self.created,
             "notes": self.notes,
+            "tracks": self.tracks,
+            "track_sources": self.track_sources,
+            "sample_track": self.sample_track,
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -437,6 +533,24 @@ class Report:
             lines.append(
                 f"  {title.ljust(width)} {_fmt(a):>9} {_fmt(b):>9} {_fmt(diff, sign=True):>9}"
             )
+        if len(self.tracks) > 1:
+            lines.append(
+                f"  {'track (each vs bicubic of its input)'.ljust(38)} {'PSNR':>8} {'bicubic':>8}"
+                f" {'gain':>7} {'SSIM':>7} {'bicubic':>7} {'flicker':>8} {'bicubic':>8}"
+            )
+            for t in self.tracks:
+                tm = track_metrics(m, t)
+                lines.append(
+                    f"  {t.ljust(38)} {tm['bench_psnr']:>8.3f} {tm['bench_psnr_bicubic']:>8.3f}"
+                    f" {tm['bench_psnr_gain']:>+7.3f} {tm['bench_ssim']:>7.4f}"
+                    f" {tm['bench_ssim_bicubic']:>7.4f} {_fmt(tm.get('bench_flicker'), 3):>8}"
+                    f" {_fmt(tm.get('bench_flicker_bicubic'), 3):>8}"
+                )
+            lines.append(
+                f"  {'mean over tracks'.ljust(38)} {m['bench_psnr_mean']:>8.3f}"
+                f" {m['bench_psnr_mean'] - m['bench_psnr_gain_mean']:>8.3f}"
+                f" {m['bench_psnr_gain_mean']:>+7.3f}"
+            )
         if "bench_fps_720p" in m:
             lines.append(
                 f"  throughput: {m['bench_fps_720p']:.2f} fps producing {self.fps['output']} "
@@ -444,7 +558,9 @@ class Report:
                 f"{self.fps['warmup']} warm-up)"
             )
         lines.append(
-            "  logged keys: " + ", ".join(f"{k}={m[k]:.4f}" for k in METRIC_KEYS if k in m)
+            "  logged keys: "
+            + ", ".join(f"{k}={m[k]:.4f}" for k in METRIC_KEYS if k in m)
+            + (", bench_psnr_gain_<track> and bench_psnr_gain_mean" if len(self.tracks) > 1 else "")
         )
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -536,6 +652,14 @@ def measure_fps(
     return 1.0 / statistics.median(seconds), info
 
 
+def _sample_track(tracks: Sequence[str]) -> str:
+    """The track the comparison image shows: H.264 at CRF 30 (what a low-bitrate file looks
+    like) when scored, else the first coded track, else clean."""
+    if "h264_crf30" in tracks:
+        return "h264_crf30"
+    return next((t for t in tracks if t != CLEAN), CLEAN)
+
+
 def _sample_index(bench: Benchmark) -> int:
     """The item the comparison image shows: the first video, else the first still."""
     for i, item in enumerate(bench.items):
@@ -571,19 +695,36 @@ def evaluate(
     if scale != bench.scale:
         raise ValueError(f"the model is x{scale} but the benchmark is x{bench.scale}")
     upscaler = Upscaler(predict, scale, engine)
-    outputs = [[upscaler.upscale_image(lr) for lr in item.lr] for item in bench.items]
-    metrics, rows = score_outputs(bench, outputs)
+    metrics: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    track_rows: dict[str, list[dict[str, Any]]] = {}
+    outputs_of: dict[str, list[list[np.ndarray]]] = {}
+    for track in bench.tracks:
+        view = bench.track(track)
+        outputs = [[upscaler.upscale_image(lr) for lr in item.lr] for item in view.items]
+        scores, per_source = score_outputs(view, outputs)
+        metrics.update({track_key(key, track): v for key, v in scores.items()})
+        if track == CLEAN:
+            rows = per_source
+        else:
+            track_rows[track] = per_source
+        outputs_of[track] = outputs
+    metrics["bench_psnr_mean"] = _mean([metrics[track_key("bench_psnr", t)] for t in bench.tracks])
+    metrics["bench_psnr_gain_mean"] = _mean(
+        [metrics[track_key("bench_psnr_gain", t)] for t in bench.tracks]
+    )
     fps_info: dict[str, Any] = {}
     measured = measure_fps(upscaler, cfg)
     if measured is not None:
         metrics["bench_fps_720p"], fps_info = measured
     k = _sample_index(bench)
-    item = bench.items[k]
+    shown = _sample_track(bench.tracks)
+    item = bench.track(shown).items[k]
     sample = {
         "lr": item.lr[0],
         "hr": item.hr[0],
         "bicubic": upscale_bicubic(item.lr[0], scale),
-        "sr": outputs[k][0],
+        "sr": outputs_of[shown][k][0],
     }
     return Report(
         model=model,
@@ -595,6 +736,8 @@ def evaluate(
         fps=fps_info,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sample=sample,
+        track_sources=track_rows,
+        sample_track=shown,
     )
 
 
@@ -634,8 +777,9 @@ def comparison(
     """bicubic | this report's model | ``extra`` panels | ground truth, on the ``crops`` most
     detailed crops, enlarged ``zoom`` times (legible at 1:1 in MLflow's artifact view)."""
     s = report.sample
+    coded = "" if report.sample_track == CLEAN else f" of {report.sample_track}"
     panels = [
-        ("bicubic", s["bicubic"]),
+        (f"bicubic{coded}", s["bicubic"]),
         (label or report.label, s["sr"]),
         *extra,
         ("ground truth", s["hr"]),
@@ -657,4 +801,7 @@ __all__ = [
     "measure_fps",
     "plan_runs",
     "score_outputs",
+    "track_key",
+    "track_metrics",
+    "tracks_of",
 ]

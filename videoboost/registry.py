@@ -57,6 +57,8 @@ from videoboost.evaluate import (
     build_benchmark,
     comparison,
     evaluate_keras,
+    track_key,
+    tracks_of,
 )
 from videoboost.tracking import (
     CHALLENGER,
@@ -360,10 +362,15 @@ def decide(
 ) -> tuple[bool, str, bool]:
     """The promotion rules, on ``bench_*`` metrics of the same benchmark.
 
-    1. ``bench_psnr_gain`` >= ``cfg.min_gain_db`` (the bicubic floor);
+    1. ``bench_psnr_gain`` (the clean track) >= ``cfg.min_gain_db`` (the bicubic floor);
     2. no champion: promote;
-    3. PSNR not worse than the champion's by more than ``cfg.tolerance_db``;
-    4. the primary metric beats the champion's by ``cfg.margin`` (and strictly).
+    3. PSNR averaged over the tracks not worse than the champion's by more than
+       ``cfg.tolerance_db``;
+    4. no single track worse than the champion's by more than ``cfg.track_tolerance_db`` (a
+       win on the mean must not hide a regression on one kind of input);
+    5. the primary metric beats the champion's by ``cfg.margin`` (and strictly).
+
+    Metrics without tracks (an older report) count as one clean track.
 
     Returns:
         ``(promote, reason, challenger)``: challenger is True for a candidate that passed the
@@ -378,26 +385,45 @@ def decide(
         )
     if champion is None:
         return True, f"first champion: gain {gain:+.3f} dB over bicubic passes the floor", False
-    d_psnr = candidate["bench_psnr"] - champion["bench_psnr"]
+    tracks = [t for t in tracks_of(candidate) if t in tracks_of(champion)] or ["clean"]
+    deltas = {
+        t: candidate[track_key("bench_psnr", t)] - champion[track_key("bench_psnr", t)]
+        for t in tracks
+    }
+    d_psnr = sum(deltas.values()) / len(deltas)
+    over = f" over {len(tracks)} tracks" if len(tracks) > 1 else ""
     if d_psnr < -cfg.tolerance_db:
         return (
             False,
-            f"PSNR {d_psnr:+.3f} dB vs the champion, worse than the tolerance of "
+            f"PSNR {d_psnr:+.3f} dB vs the champion{over}, worse than the tolerance of "
             f"{cfg.tolerance_db:.3f} dB",
             True,
         )
+    worst = min(deltas, key=deltas.get)
+    if deltas[worst] < -cfg.track_tolerance_db:
+        return (
+            False,
+            f"loses {deltas[worst]:+.3f} dB to the champion on the {worst} track, more than "
+            f"the per-track tolerance of {cfg.track_tolerance_db:.3f} dB (mean {d_psnr:+.3f} dB)",
+            True,
+        )
     key = cfg.primary_metric
-    delta = candidate[key] - champion[key]
+    if key == "bench_psnr_mean" and (key not in candidate or key not in champion):
+        key = "bench_psnr"  # reports from before the tracks
+    delta = d_psnr if key == "bench_psnr_mean" else candidate[key] - champion[key]
     if delta <= 0 or delta < cfg.margin:
         return (
             False,
             f"does not beat the champion on {key}: {delta:+.4f} (margin {cfg.margin:.4f})",
             True,
         )
+    per_track = ", ".join(f"{t} {d:+.2f}" for t, d in deltas.items()) if len(deltas) > 1 else ""
     return (
         True,
         f"beats the champion on {key} by {delta:+.4f} (margin {cfg.margin:.4f}); "
-        f"PSNR {d_psnr:+.3f} dB, gain {gain:+.3f} dB over bicubic",
+        f"PSNR {d_psnr:+.3f} dB{over}"
+        + (f" ({per_track})" if per_track else "")
+        + f", gain {gain:+.3f} dB over bicubic",
         False,
     )
 
@@ -527,10 +553,14 @@ class Decision:
             champ = self.champion_report.metrics if self.champion_report else {}
             col = f"champion v{self.champion}" if self.champion_report else ""
             lines.append(f"  {'metric':<22} {'candidate v' + self.candidate:>16} {col:>16}")
-            for key in METRIC_KEYS:
+            keys = [*METRIC_KEYS]
+            keys += [track_key("bench_psnr_gain", t) for t in tracks_of(cand) if t != "clean"]
+            keys += ["bench_psnr_gain_mean"]
+            width = max(22, *(len(k) for k in keys))
+            for key in keys:
                 if key in cand:
                     other = f"{champ[key]:.4f}" if key in champ else ""
-                    lines.append(f"  {key:<22} {cand[key]:>16.4f} {other:>16}")
+                    lines.append(f"  {key:<{width}} {cand[key]:>16.4f} {other:>16}")
         for report in (self.candidate_report, self.champion_report):
             lines += [f"  note: {n}" for n in (report.notes if report else [])]
         if not self.applied and self.decision != "rolled_back":

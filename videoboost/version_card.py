@@ -221,4 +221,61 @@ def benchmark_table(
     lines.append(delta("**vs bicubic**", candidate, "_bicubic"))
     if champion:
         lines.append(delta(f"**vs champion v{champion_version}**", champion))
+    tracks = _tracks(candidate)
+    if len(tracks) > 1:
+        lines += ["", track_table(candidate, champion, champion_version, version)]
+    return "\n".join(lines)
+
+
+def _tracks(metrics: Mapping[str, float]) -> list[str]:
+    coded = sorted(
+        k[len("bench_psnr_gain_") :]
+        for k in metrics
+        if k.startswith("bench_psnr_gain_") and k != "bench_psnr_gain_mean"
+    )
+    return (["clean"] if "bench_psnr_gain" in metrics else []) + coded
+
+
+def track_table(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None = None,
+    champion_version: str | None = None,
+    version: str = "?",
+) -> str:
+    """PSNR Y per benchmark track (one column each, then the mean): this version, bicubic of
+    the same input, the champion, and the differences."""
+    tracks = _tracks(candidate)
+
+    def key(base: str, t: str) -> str:
+        return base if t == "clean" else f"{base}_{t}"
+
+    def cells(values: list[float | None], signed: bool = False) -> str:
+        shown = [*values, (sum(values) / len(values)) if None not in values else None]
+        return " | ".join(_cell(v, 2, signed) for v in shown)
+
+    def psnr(m: Mapping[str, float] | None, base: str = "bench_psnr") -> list[float | None]:
+        return [(m or {}).get(key(base, t)) for t in tracks]
+
+    def diff(a: list, b: list) -> list[float | None]:
+        return [
+            x - y if x is not None and y is not None else None for x, y in zip(a, b, strict=True)
+        ]
+
+    mine, bic = psnr(candidate), psnr(candidate, "bench_psnr_bicubic")
+    lines = [
+        "PSNR Y (dB) per input kind (each coded track: the clean LR coded, scored against "
+        "bicubic of the same coded input):",
+        "",
+        "| | " + " | ".join(f"`{t}`" for t in tracks) + " | mean |",
+        "|---" * (len(tracks) + 2) + "|",
+        f"| **this version (v{version})** | {cells(mine)} |",
+        f"| bicubic | {cells(bic)} |",
+    ]
+    if champion:
+        lines.append(f"| champion v{champion_version} | {cells(psnr(champion))} |")
+    lines.append(f"| **vs bicubic** | {cells(diff(mine, bic), True)} |")
+    if champion:
+        lines.append(
+            f"| **vs champion v{champion_version}** | {cells(diff(mine, psnr(champion)), True)} |"
+        )
     return "\n".join(lines)
