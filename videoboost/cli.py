@@ -5,6 +5,7 @@ are slow to import), and every user-facing failure is one line on stderr with a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from videoboost.state import configure_environment
@@ -27,6 +28,15 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dedupe", type=float, default=1.0, help="near-duplicate threshold (0 = keep all)"
     )
+    p.add_argument(
+        "--profile",
+        choices=["real", "clean"],
+        default="real",
+        help="real (default): the clean LR plus --variants codec-damaged LR variants per frame "
+        "(blur, shrink kernel, noise, JPEG, H.264), drawn per training crop; clean: only the "
+        "fixed degradation below",
+    )
+    p.add_argument("--variants", type=int, default=None, help="LR variants per frame (real: 6)")
     p.add_argument("--degrade", choices=["bicubic", "area"], default="bicubic")
     p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (HR px)")
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise sigma (grey levels)")
@@ -36,10 +46,15 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def dataset_config_from_args(args: argparse.Namespace):
-    from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+    from videoboost.config import DatasetConfig, DegradeConfig, RealDegradeConfig, SamplingConfig
 
+    real = RealDegradeConfig()
+    if getattr(args, "variants", None) is not None:
+        real = RealDegradeConfig(variants=args.variants)
     return DatasetConfig(
         degrade=DegradeConfig(
+            profile=getattr(args, "profile", "real"),
+            real=real,
             scale=args.scale,
             method=args.degrade,
             blur_sigma=args.blur,
@@ -63,6 +78,13 @@ def print_dataset(info) -> None:
         f"  scale x{info.scale}: {info.counts['train']} train / {info.counts['val']} val "
         "whole frames (training draws fresh crops from them)"
     )
+    from videoboost.shards import load_config
+
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        d = load_config(info.path).degrade
+        if d.profile == "real":
+            print(f"  profile real: the clean LR and {d.real.variants} coded LR variants per frame "
+                  f"(clean share {d.real.clean_share:.0%} of crops)")  # fmt: skip
     for s in info.sources:
         if s.skipped:
             print(f"  SKIPPED {s.path}: {s.skipped}", file=sys.stderr)

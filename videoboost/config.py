@@ -100,7 +100,7 @@ class DegradeConfig(_Frozen):
     """How a low-res input is made from a high-res frame."""
 
     profile: Literal["clean", "real"] = Field(
-        "clean",
+        "real",
         description="clean = one fixed degradation (the fields below); real = the clean LR "
         "plus `real.variants` randomly degraded, codec-damaged LR variants per frame.",
     )
@@ -235,10 +235,11 @@ class TrainConfig(_Frozen):
         description="LR side of the random crops drawn every step (HR side is crop * scale).",
     )
     steps_per_epoch: int = Field(200, ge=1)
-    pretrain_epochs: int = Field(
-        5,
+    pretrain_epochs: int | None = Field(
+        None,
         ge=0,
-        description="Phase 1: L1 pixel loss only. With `minutes` set, a cap (0 = no cap).",
+        description="Phase 1: L1 pixel loss only. None = 5 epochs without `minutes`, no cap "
+        "with `minutes` (the budget ends the run); a number with `minutes` is a cap (0 = none).",
     )
     minutes: float | None = Field(
         None,
@@ -282,7 +283,13 @@ class TrainConfig(_Frozen):
         "weights are kept (and the run says so).",
     )
     sample_every: int = Field(1, ge=1, description="Log a comparison image every k epochs.")
-    early_stopping_patience: int = Field(5, ge=1)
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Pixel phase: stop after this many epochs without a better val_psnr. "
+        "None = 5 without `minutes`, off with `minutes` (the budget and its learning-rate "
+        "schedule decide; the best epoch's weights are kept either way).",
+    )
     seed: int = 0
     deterministic: bool = Field(
         True,
@@ -296,6 +303,10 @@ class TrainConfig(_Frozen):
         "1.6x (fast) and 1.4x (quality) faster steps on 2 CPU cores. Possible since the bicubic "
         "skip became a convolution (the resize op had no XLA kernel).",
     )
+
+
+DEFAULT_PRETRAIN_EPOCHS = 5  # phase 1 epochs of a run without a time budget
+DEFAULT_PATIENCE = 5
 
 
 class BenchmarkConfig(_Frozen):

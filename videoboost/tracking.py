@@ -473,6 +473,10 @@ def train_run(
             ) from exc
         final = {f"final_{k}": v for k, v in result.final.items()}
         final["train_minutes"] = result.elapsed_s / 60
+        final["train_steps"] = result.steps
+        if result.elapsed_s > 0:  # crops per second of training, the throughput figure
+            final["train_crops_per_s"] = result.steps * cfg.batch_size / result.elapsed_s
+        mlflow.set_tag("ended_by", result.ended_by)
         gan = result.gan_check
         if gan:
             final.update(bench_psnr_pixel_phase=gan["bench_psnr_pixel"],
@@ -551,6 +555,7 @@ def _version_card(version, run, experiment_id, cfg, info, parent_tags, result):
         "git_commit": commit,
         "validation": {k: round(float(v), 5) for k, v in result.final.items()},
         "train_minutes": round(result.elapsed_s / 60, 3),
+        "ended_by": result.ended_by,
         "gan_check": result.gan_check or None,
         "decisions": [],  # appended by videoboost.registry
     }
@@ -627,13 +632,14 @@ def lineage_tags(parent_info: dict) -> dict[str, str]:
 
 
 def benchmark_scorer(scale: int):
-    """``generator -> held-out benchmark PSNR`` (quality only, no throughput runs)."""
+    """``generator -> held-out benchmark PSNR`` averaged over the tracks (clean and coded
+    input, what promotion compares; quality only, no throughput runs)."""
     from videoboost.config import BenchmarkConfig
     from videoboost.evaluate import build_benchmark, evaluate_keras
 
-    bench = build_benchmark(scale)
     cfg = BenchmarkConfig(fps_runs=0)
-    return lambda generator: evaluate_keras(generator, bench, cfg).metrics["bench_psnr"]
+    bench = build_benchmark(scale, cfg=cfg)
+    return lambda generator: evaluate_keras(generator, bench, cfg).metrics["bench_psnr_mean"]
 
 
 def _registered_from(client, run_id: str):

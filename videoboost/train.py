@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from videoboost.compare import comparison_image
-from videoboost.config import TrainConfig
+from videoboost.config import DEFAULT_PATIENCE, DEFAULT_PRETRAIN_EPOCHS, TrainConfig
 from videoboost.crops import CropPlan, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
 from videoboost.errors import VideoBoostError
@@ -64,6 +64,7 @@ class TrainResult:
     gan_check: dict[str, Any] = field(default_factory=dict)  # see _gan_guard
     elapsed_s: float = 0.0
     steps: int = 0
+    ended_by: str = ""  # which limit ended the run (the budget, an epoch cap, early stopping)
 
 
 def configure_tf(cfg: TrainConfig):
@@ -182,7 +183,7 @@ class Checkpoint(keras.callbacks.Callback):
     for texture by design, so PSNR would stop it at once), keeping the best weights.
     """
 
-    def __init__(self, folder: Path, history: list[dict], best: dict, patience: int):
+    def __init__(self, folder: Path, history: list[dict], best: dict, patience: int | None):
         super().__init__()
         self.folder, self.history, self.best, self.patience = folder, history, best, patience
         self.best_weights = None
@@ -203,7 +204,7 @@ class Checkpoint(keras.callbacks.Callback):
                 self.wait = 0
             else:
                 self.wait += 1
-                if self.wait >= self.patience:
+                if self.patience is not None and self.wait >= self.patience:
                     self.model.stop_training = True
                     self.stopped_early = True
         extra = dict(self.extra)
@@ -450,23 +451,23 @@ def _train_in_scope(
     clock = Clock(extra.get("elapsed_s", 0.0), drawn // cfg.batch_size)
     validation = WholeFrameValidation(val_frames, cfg.generator.scale)
     samples = SampleImages(validation, write_dir / "samples", cfg.sample_every)
-    checkpoint = Checkpoint(write_dir / "checkpoint", history, best, cfg.early_stopping_patience)
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    patience = cfg.early_stopping_patience or (None if budget else DEFAULT_PATIENCE)
+    checkpoint = Checkpoint(write_dir / "checkpoint", history, best, patience)
     checkpoint.extra, checkpoint.clock, checkpoint.batch_size = extra, clock, cfg.batch_size
     # Order matters: validation writes val_* into the logs the later callbacks read.
     core = [validation, samples, checkpoint]
-    budget = cfg.minutes * 60 if cfg.minutes else None
     gan = cfg.gan_epochs > 0
     open_ended = 100_000  # epochs of a phase that the clock ends
     if budget:
-        pixel_end = open_ended if cfg.pretrain_epochs == 0 else cfg.pretrain_epochs
+        # With a budget, epochs cap only where the user set them (`--minutes 10` alone trains
+        # for ten minutes, not for a default epoch count).
+        pixel_end = cfg.pretrain_epochs or open_ended
         total = pixel_end + (open_ended if gan else 0)
         pixel_deadline = budget * (1 - cfg.gan_share) if gan else budget
     else:
-        pixel_end, total, pixel_deadline = (
-            cfg.pretrain_epochs,
-            cfg.pretrain_epochs + cfg.gan_epochs,
-            None,
-        )
+        epochs = DEFAULT_PRETRAIN_EPOCHS if cfg.pretrain_epochs is None else cfg.pretrain_epochs
+        pixel_end, total, pixel_deadline = epochs, epochs + cfg.gan_epochs, None
     steps = cfg.steps_per_epoch
     progress_cb = [EpochProgress(steps, None if budget else total, progress)]
 
@@ -511,6 +512,10 @@ def _train_in_scope(
 
     gan_check = _gan_guard(generator, cfg, scorer, extra, write_dir) if gan else {}
     final = validation.score(generator)
+    ended_by = _ended_by(cfg, clock, checkpoint, budget, pixel_end, patience)
+    if progress:
+        print(f"training ended by {ended_by} after {clock.elapsed() / 60:.1f} min, "
+              f"{clock.steps} steps, {len(history)} epochs", flush=True)  # fmt: skip
     return TrainResult(
         generator=generator,
         history=history,
@@ -521,7 +526,20 @@ def _train_in_scope(
         gan_check=gan_check,
         elapsed_s=clock.elapsed(),
         steps=clock.steps,
+        ended_by=ended_by,
     )
+
+
+def _ended_by(cfg: TrainConfig, clock, checkpoint, budget, pixel_end: int, patience) -> str:
+    """Which limit ended the run, in words (printed, and the run's ``ended_by`` tag)."""
+    adversarial = cfg.gan_epochs > 0 and checkpoint.phase == "adversarial"
+    if checkpoint.stopped_early and not adversarial:
+        return f"early stopping (no better val_psnr in {patience} epochs)"
+    if budget and clock.deadline_hit is not None and clock.deadline_hit >= budget:
+        return f"the time budget ({cfg.minutes:g} min)"
+    what = "the epoch cap" if budget else "the epoch count"
+    gan = f", gan_epochs {cfg.gan_epochs}" if cfg.gan_epochs else ""
+    return f"{what} (pretrain_epochs {pixel_end}{gan})"
 
 
 def validation_frames(
@@ -678,6 +696,7 @@ class Clock:
         self.before = before
         self.started: float | None = None
         self.steps = steps
+        self.deadline_hit: float | None = None  # the deadline (s) a TimeBudget stopped at
 
     def elapsed(self) -> float:
         running = 0.0 if self.started is None else time.perf_counter() - self.started
@@ -737,3 +756,4 @@ class TimeBudget(keras.callbacks.Callback):
         self.clock.steps += 1
         if self.clock.elapsed() >= self.deadline:
             self.model.stop_training = True
+            self.clock.deadline_hit = self.deadline
