@@ -248,6 +248,31 @@ def test_minutes_budget_stops_on_time_and_resumes(dataset, tmp_path):
     assert more.history[: len(again.history)] == again.history
 
 
+def test_minutes_alone_trains_to_its_budget_and_says_which_limit_ended_it(
+    dataset, tmp_path, capsys
+):
+    from videoboost.cli import build_parser, train_config_from_args
+
+    # `videoboost train --minutes N` alone sets no epoch count, so nothing caps the budget.
+    args = build_parser().parse_args(["train", "--dataset", str(dataset), "--minutes", "0.1"])
+    assert train_config_from_args(args, 4).pretrain_epochs is None
+    cfg = tiny(minutes=0.1, pretrain_epochs=None, steps_per_epoch=5)
+    result = train(dataset, cfg, tmp_path / "budget", progress=True)
+    assert result.elapsed_s >= 6
+    assert result.epochs_done > 5  # past the five epochs that used to end such a run
+    assert result.ended_by == "the time budget (0.1 min)"
+    assert "training ended by the time budget (0.1 min)" in capsys.readouterr().out
+    # An epoch cap the user sets still caps a budget, and the run says so.
+    capped = train(dataset, tiny(minutes=1, pretrain_epochs=2, steps_per_epoch=5),
+                   tmp_path / "capped", progress=False)  # fmt: skip
+    assert capped.epochs_done == 2 and capped.elapsed_s < 60
+    assert capped.ended_by == "the epoch cap (pretrain_epochs 2)"
+    # Without a budget, the epoch count ends it.
+    counted = train(dataset, tiny(pretrain_epochs=1, steps_per_epoch=5), tmp_path / "n",
+                    progress=False)  # fmt: skip
+    assert counted.ended_by == "the epoch count (pretrain_epochs 1)"
+
+
 def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path):
     from videoboost.shards import load_frames
     from videoboost.train import WholeFrameValidation

@@ -74,6 +74,15 @@ class RealDegradeConfig(_Frozen):
         description="Share of variants H.264-coded (libx264 through PyAV, yuv420p); the rest "
         "of the variants after JPEG and H.264 keep their uncoded pixels.",
     )
+    h264_pframe_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the H.264 variants coded as a P-frame: the frame follows a copy "
+        "of itself moved by a random sub-pixel step, as in a clip, so motion-compensated "
+        "prediction and its residual coding leave their own artefacts (the benchmark codes "
+        "clips); the rest are lone I-frames.",
+    )
     h264_crf: tuple[int, int] = Field(
         (20, 38),
         description="x264 CRF range. A lone frame is coded as an I-frame, which x264 gives a "

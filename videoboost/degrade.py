@@ -163,6 +163,8 @@ def sample_recipe(cfg: RealDegradeConfig, rng: np.random.Generator) -> dict:
         recipe["jpeg"] = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     elif codec < cfg.jpeg_prob + cfg.h264_prob:
         recipe["h264"] = int(rng.integers(cfg.h264_crf[0], cfg.h264_crf[1] + 1))
+        if rng.random() < cfg.h264_pframe_share:
+            recipe["h264_motion"] = (float(rng.uniform(-2, 2)), float(rng.uniform(-2, 2)))
     if recipe["kernel"] == "bicubic" and len(recipe) == 1:
         # Nothing drawn but the clean kernel: that is the clean LR, which training already
         # takes at `clean_share`; a stored variant must add a degradation.
@@ -185,7 +187,7 @@ def describe_recipe(recipe: dict) -> str:
     if "jpeg" in recipe:
         parts.append(f"jpeg-q{recipe['jpeg']}")
     if "h264" in recipe:
-        parts.append(f"h264-crf{recipe['h264']}")
+        parts.append(f"h264-crf{recipe['h264']}" + ("-p" if "h264_motion" in recipe else ""))
     return "/".join(parts)
 
 
@@ -213,7 +215,16 @@ def apply_recipe(hr: np.ndarray, scale: int, recipe: dict) -> np.ndarray:
     if "jpeg" in recipe:
         lr = jpeg_roundtrip(lr, recipe["jpeg"])
     if "h264" in recipe:
-        lr = h264_roundtrip(lr[None], recipe["h264"])[0]
+        if "h264_motion" in recipe:
+            # A P-frame: the frame after a copy of itself moved by a sub-pixel step, so x264
+            # predicts it with motion compensation and codes the residual, as inside a clip.
+            dx, dy = recipe["h264_motion"]
+            move = np.float32([[1, 0, dx], [0, 1, dy]])
+            before = cv2.warpAffine(lr, move, lr.shape[1::-1], flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+            lr = h264_roundtrip(np.stack([before, lr]), recipe["h264"])[1]
+        else:
+            lr = h264_roundtrip(lr[None], recipe["h264"])[0]
     return np.ascontiguousarray(lr)
 
 

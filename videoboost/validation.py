@@ -32,6 +32,9 @@ from videoboost.shards import (
 # most 1.15, variants moved by one pixel 1.4 and more (a frame whose content does not change
 # along an axis cannot show a move along it, nor does such a move matter).
 MAX_VARIANT_MISFIT = 1.25
+# Frames with an LR side under this are not measured: on a 32x24 frame x264 at CRF 38 leaves a
+# handful of macroblocks, and their damage made an aligned variant measure 1.3.
+MISFIT_MIN_SIDE = 48
 
 SUITE = "videoboost_dataset"
 # Relative to the dataset. DOCS (videoboost.shards) is the offline report (the path Data Docs always had, so every
@@ -152,11 +155,11 @@ def variant_misfit(lr: np.ndarray, hr: np.ndarray, radius: int = 2) -> float:
         g = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32)
         return cv2.GaussianBlur(g, (0, 0), 1.0)
 
+    if min(lr_c.shape[:2]) < MISFIT_MIN_SIDE:
+        return 1.0  # a few macroblocks: coding damage there is not a shift, and looks like one
     a, b = grey(shrunk), grey(lr_c)
     h, w = a.shape
     r = radius
-    if h <= 2 * r + 2 or w <= 2 * r + 2:
-        return 1.0
     core = a[r : h - r, r : w - r]
     err = np.array(
         [
@@ -225,8 +228,10 @@ def build_suite(cfg: DatasetConfig):
             gxe.ExpectColumnValuesToBeInSet(column="m_variants", value_set=[k]),
             gxe.ExpectColumnPairValuesToBeEqual(column_A="m_variants", column_B="variants"),
             gxe.ExpectColumnValuesToBeInSet(column="variant_shape_ok", value_set=[True]),
+            # mostly: a misaligning builder moves every frame; one odd frame (content that
+            # repeats at a pixel's step) may measure high and is no such bug.
             gxe.ExpectColumnValuesToBeBetween(
-                column="variant_misfit", max_value=MAX_VARIANT_MISFIT
+                column="variant_misfit", max_value=MAX_VARIANT_MISFIT, mostly=0.98
             ),
             gxe.ExpectColumnValuesToBeInSet(column="variant_distinct", value_set=[True]),
         ]
