@@ -55,6 +55,22 @@ def test_prefect_yaml_deployments_reference_importable_flows():
         flow.validate_parameters(d.get("parameters", {}))
 
 
+def test_every_retraining_path_trains_the_real_profile_by_default():
+    """make run, the retrain flow's defaults and the weekly deployment all learn from coded,
+    noisy LR variants; the demo input of make run is genuinely low-bitrate H.264."""
+    from flows.main_job import DEMO_CRF, MAIN_JOB_DATASET
+    from flows.params import RetrainParams
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    weekly = next(d for d in spec["deployments"] if d["name"] == "retrain-weekly")
+    deployed = RetrainParams.model_validate(weekly["parameters"]["params"])
+    assert deployed.dataset.degrade.profile == "real"
+    assert deployed.train.pretrain_epochs is None  # the 20-minute budget is not capped
+    assert RetrainParams(sources=["x.mp4"]).dataset.degrade.profile == "real"
+    assert MAIN_JOB_DATASET.degrade.profile == "real"
+    assert DEMO_CRF >= 28
+
+
 @pytest.mark.slow
 def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     import mlflow

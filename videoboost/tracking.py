@@ -303,9 +303,21 @@ def log_dataset(info) -> None:
         manifest, source=str(info.path), name=f"videoboost-dataset-{info.version}"
     )
     mlflow.log_input(ds, context="training")
+    from videoboost.config import flatten
+    from videoboost.shards import load_config
+
+    degrade = load_config(info.path).degrade
     mlflow.set_tags(
-        {"dataset_version": info.version, "dataset_path": str(info.path), "scale": info.scale}
+        {
+            "dataset_version": info.version,
+            "dataset_path": str(info.path),
+            "scale": info.scale,
+            "degrade_profile": degrade.profile,
+        }
     )
+    # How the LR inputs were made, ranges of the `real` profile included: a run's params say
+    # what kind of footage its model learned.
+    mlflow.log_params(flatten(degrade, "degrade."))
     for name in ("validation.json", "dataset.json"):
         if (info.path / name).is_file():
             mlflow.log_artifact(str(info.path / name), "dataset")
@@ -523,6 +535,15 @@ def train_run(
     }
 
 
+def _profile(dataset: Path) -> str:
+    from videoboost.shards import load_config
+
+    try:
+        return load_config(dataset).degrade.profile
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
 def _version_card(version, run, experiment_id, cfg, info, parent_tags, result):
     """The new version's description and the run's ``evaluation.json`` (same facts)."""
     from videoboost.version_card import registration_card
@@ -539,6 +560,7 @@ def _version_card(version, run, experiment_id, cfg, info, parent_tags, result):
         run_name=run.info.run_name,
         dataset_version=info.version,
         dataset_path=str(info.path),
+        profile=_profile(info.path),
         parent=parent_tags,
         final=result.final,
         git_commit=commit,

@@ -116,14 +116,21 @@ def registration_card(
     run_name: str | None,
     dataset_version: str,
     dataset_path: str = "",
+    profile: str = "",
     parent: Mapping[str, str] | None = None,
     final: Mapping[str, float] | None = None,
     git_commit: str = "",
 ) -> str:
     """The first card of a new version: lineage, training scores, "not evaluated yet"."""
+    learned = {
+        "real": " It learned from codec-damaged input (the `real` profile: H.264, JPEG, noise, "
+        "blur): use it for footage from files, streams and phones.",
+        "clean": " It learned from a clean shrink only (the `clean` profile): use it for "
+        "uncompressed or high-bitrate input.",
+    }.get(profile, "")
     intro = (
         f"**{tier} ×{scale} generator**, version {version}, trained on dataset "
-        f"`{dataset_version}`. Registered {pretty_time(time)}."
+        f"`{dataset_version}`. Registered {pretty_time(time)}.{learned}"
     )
     parent = parent or {}
     if parent.get("parent_model_uri"):
@@ -134,7 +141,9 @@ def registration_card(
         origin = "cold start (no parent model)"
     lineage = [
         f"- run: {run_link(run_id, experiment_id, run_name)}",
-        f"- dataset: `{dataset_version}`" + (f" at `{dataset_path}`" if dataset_path else ""),
+        f"- dataset: `{dataset_version}`"
+        + (f" at `{dataset_path}`" if dataset_path else "")
+        + (f", degradation profile `{profile}`" if profile else ""),
         f"- parent: {origin}",
     ]
     if git_commit:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 PROMOTE_EPILOG = """\
 rules (all on the same benchmark, candidate and champion evaluated in this process):
-  1. bench_psnr_gain >= --min-gain dB over bicubic (the floor);
+  1. bench_psnr_gain (the clean track) >= --min-gain dB over bicubic (the floor);
   2. no champion of the candidate's scale yet: the candidate becomes champion;
-  3. bench_psnr not worse than the champion's by more than --tolerance dB;
-  4. --primary beats the champion's by --margin (in that metric's unit).
+  3. PSNR averaged over the tracks not worse than the champion's by more than --tolerance dB;
+  4. no single track (clean, h264_crf23, ...) worse than the champion's by more than
+     --track-tolerance dB, whatever the mean says;
+  5. --primary beats the champion's by --margin (in that metric's unit).
 Aliases: champion-x{scale} per scale, plus `champion` for --default-scale. A candidate that
 passes the floor but loses gets `challenger`. The decision is written as tags on the version.
 
@@ -40,6 +42,14 @@ def _add_benchmark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps-runs", type=int, default=None, help="timed 720p runs, median reported (5; 0 = skip)"
     )
+    p.add_argument(
+        "--tracks",
+        nargs="+",
+        default=None,
+        metavar="TRACK",
+        help="input kinds to score: clean, h264_crfNN, jpeg_qNN "
+        "(default: clean h264_crf23 h264_crf30 jpeg_q50; clean must come first)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON")
 
 
@@ -51,6 +61,8 @@ def _bench_config(args: argparse.Namespace):
         data["frames"] = args.frames
     if args.fps_runs is not None:
         data["fps_runs"] = args.fps_runs
+    if getattr(args, "tracks", None):
+        data["tracks"] = tuple(args.tracks)
     return BenchmarkConfig(**data)
 
 
@@ -75,6 +87,7 @@ def _promote_config(args: argparse.Namespace):
     flags = {
         "min_gain_db": args.min_gain,
         "tolerance_db": args.tolerance,
+        "track_tolerance_db": getattr(args, "track_tolerance", None),
         "margin": args.margin,
         "primary_metric": args.primary,
         "default_scale": args.default_scale,
@@ -118,8 +131,10 @@ def register(sub) -> None:
     e = sub.add_parser(
         "evaluate",
         help="score a model on the held-out benchmark, bicubic beside it",
-        description="Score MODEL on the held-out benchmark (whole frames, the model's scale): "
-        "PSNR/SSIM on Y, flicker and 720p throughput, each with the bicubic baseline. "
+        description="Score MODEL on the held-out benchmark (whole frames, the model's scale), "
+        "one row per track (clean input and the same frames H.264- and JPEG-coded): "
+        "PSNR/SSIM on Y, flicker and 720p throughput, each with the bicubic baseline of the "
+        "same input. "
         "Scores on the default benchmark are logged to MLflow: bench_* tags on the model "
         "version, bench_* metrics on its run and on the active run.",
     )
@@ -149,10 +164,14 @@ def register(sub) -> None:
                    help="floor over bicubic in dB (0.5)")  # fmt: skip
     p.add_argument("--tolerance", type=float, default=None, metavar="DB",
                    help="may be this much worse than the champion on PSNR (0.1)")  # fmt: skip
+    p.add_argument("--track-tolerance", type=float, default=None, metavar="DB",
+                   help="may be at most this much worse than the champion on any one track "
+                        "(0.5)")  # fmt: skip
     p.add_argument("--margin", type=float, default=None,
                    help="must beat the champion on --primary by this (0.05)")  # fmt: skip
-    p.add_argument("--primary", choices=["bench_psnr", "bench_ssim"], default=None,
-                   help="primary metric (bench_psnr)")  # fmt: skip
+    p.add_argument("--primary", choices=["bench_psnr_mean", "bench_psnr", "bench_ssim"],
+                   default=None,
+                   help="primary metric (bench_psnr_mean: PSNR averaged over the tracks)")  # fmt: skip
     _add_benchmark_options(p)
     p.add_argument("--dry-run", action="store_true", help="decide and print; write nothing")
     p.set_defaults(func=cmd_promote)
