@@ -32,8 +32,8 @@ from flows.main_job import MAIN_JOB_DATASET, MAIN_JOB_TRAIN  # noqa: E402
 from videoboost.config import (  # noqa: E402
     BenchmarkConfig,
     DegradeConfig,
-    GeneratorConfig,
     RealDegradeConfig,
+    TrainConfig,
 )
 from videoboost.dataset import build_dataset  # noqa: E402
 from videoboost.evaluate import build_benchmark, evaluate_keras, track_key  # noqa: E402
@@ -42,16 +42,18 @@ from videoboost.train import train  # noqa: E402
 
 
 def run_profile(profile: str, real: RealDegradeConfig, tier: str, minutes: float, work: Path,
-                bench) -> tuple[dict, object]:  # fmt: skip
+                bench, train_overrides: dict) -> tuple[dict, object]:  # fmt: skip
     dataset_cfg = MAIN_JOB_DATASET.model_copy(
         update={"degrade": DegradeConfig(profile=profile, real=real)}
     )
     t0 = time.perf_counter()
     info = build_dataset(TRAIN_SOURCES, work / f"dataset-{profile}", dataset_cfg, progress=False)
     build_s = time.perf_counter() - t0
-    cfg = MAIN_JOB_TRAIN.model_copy(
-        update={"generator": GeneratorConfig(tier=tier), "minutes": minutes, "sample_every": 1000}
-    )
+    data = MAIN_JOB_TRAIN.model_dump()
+    data.update(generator={"tier": tier}, minutes=minutes, sample_every=1000)
+    for key, value in train_overrides.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    cfg = TrainConfig.model_validate(data)
     folder = work / f"{profile}-{tier}"
     folder.mkdir(parents=True, exist_ok=True)
     result = train(info.path, cfg, folder, progress=True)
@@ -59,6 +61,7 @@ def run_profile(profile: str, real: RealDegradeConfig, tier: str, minutes: float
     m = report.metrics
     row = {
         "tier": f"{tier} ({profile})",
+        "generator": cfg.generator.model_dump(),
         "profile": profile,
         "params": int(result.generator.count_params()),
         "dataset_version": info.version,
@@ -87,10 +90,12 @@ def picture(reports: dict, path: Path) -> None:
 
     from videoboost.compare import detail_corners, side_by_side
 
-    first = next(iter(reports.values())).sample
+    report = next(iter(reports.values()))
+    first = report.sample
     crop = 96
-    panels = [("LR (" + next(iter(reports.values())).sample_track + ")", first["lr"]),
-              ("bicubic", first["bicubic"])]  # fmt: skip
+    hr_size = first["hr"].shape[1::-1]
+    nearest = cv2.resize(first["lr"], hr_size, interpolation=cv2.INTER_NEAREST)
+    panels = [(f"LR ({report.sample_track})", nearest), ("bicubic", first["bicubic"])]
     panels += [(f"{name}-trained", r.sample["sr"]) for name, r in reports.items()]
     panels.append(("HR", first["hr"]))
     img = side_by_side(panels, crop, corners=detail_corners(first["hr"], crop, 2), zoom=2)
@@ -104,6 +109,7 @@ def main() -> None:
     parser.add_argument("--tier", default="fast", choices=["fast", "quality"])
     parser.add_argument("--profiles", nargs="+", default=["clean", "real"])
     parser.add_argument("--real", default="{}", help="RealDegradeConfig overrides as JSON")
+    parser.add_argument("--train", default="{}", help="TrainConfig overrides as JSON")
     parser.add_argument("--work", default=str(ROOT / ".state" / "bench-real"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "real.json"))
     parser.add_argument("--image", default=None, help="comparison PNG (default beside --out)")
@@ -115,7 +121,9 @@ def main() -> None:
     for profile in args.profiles:
         print(f"training {args.tier} on the {profile} profile for {args.minutes} min ...",
               flush=True)  # fmt: skip
-        row, report = run_profile(profile, real, args.tier, args.minutes, work, bench)
+        row, report = run_profile(
+            profile, real, args.tier, args.minutes, work, bench, json.loads(args.train)
+        )
         rows.append(row)
         reports[profile] = report
         print(json.dumps({k: v for k, v in row.items() if k != "real"}), flush=True)
