@@ -195,8 +195,9 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
         ).read_text()
     )
     assert record["version"] == "1" and record["decisions"] == []
+    # The record rounds to 5 decimals.
     assert record["validation"]["val_psnr_gain"] == pytest.approx(
-        result["final"]["val_psnr_gain"], 1e-3
+        result["final"]["val_psnr_gain"], abs=1e-5
     )
     assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
 
@@ -256,12 +257,12 @@ def test_minutes_alone_trains_to_its_budget_and_says_which_limit_ended_it(
     # `videoboost train --minutes N` alone sets no epoch count, so nothing caps the budget.
     args = build_parser().parse_args(["train", "--dataset", str(dataset), "--minutes", "0.1"])
     assert train_config_from_args(args, 4).pretrain_epochs is None
-    cfg = tiny(minutes=0.1, pretrain_epochs=None, steps_per_epoch=5)
+    cfg = tiny(minutes=0.25, pretrain_epochs=None, steps_per_epoch=3)
     result = train(dataset, cfg, tmp_path / "budget", progress=True)
-    assert result.elapsed_s >= 6
+    assert result.elapsed_s >= 15
     assert result.epochs_done > 5  # past the five epochs that used to end such a run
-    assert result.ended_by == "the time budget (0.1 min)"
-    assert "training ended by the time budget (0.1 min)" in capsys.readouterr().out
+    assert result.ended_by == "the time budget (0.25 min)"
+    assert "training ended by the time budget (0.25 min)" in capsys.readouterr().out
     # An epoch cap the user sets still caps a budget, and the run says so.
     capped = train(dataset, tiny(minutes=1, pretrain_epochs=2, steps_per_epoch=5),
                    tmp_path / "capped", progress=False)  # fmt: skip
