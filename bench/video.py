@@ -117,6 +117,7 @@ def child_bicubic(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
+                "runtime": "cv2-bicubic",
                 "frames": result.frames,
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
@@ -152,7 +153,15 @@ def child(args: argparse.Namespace) -> None:
         generator = build_generator(GeneratorConfig(tier="fast", scale=4))
         scale = 4
     cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
-    predict = keras_predict(generator)
+    if args.runtime == "tf-f32":
+        predict, runtime = keras_predict(generator), "tf-f32"
+    else:  # what `videoboost upscale` would run here (measured afresh: a throwaway cache)
+        from videoboost.runtime_select import select
+
+        with tempfile.TemporaryDirectory() as tmp:
+            choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
+                            cache=Path(tmp) / "c.json")  # fmt: skip
+        predict, runtime = choice.predict, choice.name
     upscaler = Upscaler(predict, scale, cfg.engine())
     batch = np.random.default_rng(0).uniform(0, 255, (cfg.batch, LR_H, LR_W, 3))
     batch = batch.astype(np.float32)
@@ -191,6 +200,7 @@ def child(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
+                "runtime": runtime,
                 "frames": result.frames,
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
@@ -224,6 +234,9 @@ def main() -> None:
     parser.add_argument(
         "--stages", default="both", choices=["both", "overlapped", "sequential"], help="which paths"
     )
+    parser.add_argument(
+        "--runtime", default="auto", help="inference runtime (auto: as `videoboost upscale`)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -231,6 +244,9 @@ def main() -> None:
         child(args)
         return
 
+    from videoboost.runtime_select import detect_host
+
+    host = detect_host()
     work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))
     rows = []
     stages = ["sequential", "overlapped"] if args.stages == "both" else [args.stages]
@@ -238,7 +254,7 @@ def main() -> None:
         src = make_source(work / f"{frames}.mp4", frames)
         for mode in stages:  # the same source, one after the other: same load, same clip
             cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset,
-                   "--crf", str(args.crf), "--stages", mode]  # fmt: skip
+                   "--crf", str(args.crf), "--stages", mode, "--runtime", args.runtime]  # fmt: skip
             if args.model:
                 cmd += ["--model", args.model]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
@@ -251,7 +267,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    cols = ["clip", "stages", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
+    cols = ["clip", "stages", "runtime", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
             "over_sequential", "model_cpu_ms", "e2e_cpu_ms", "model_cpu_share", "peak_before_mb", "peak_after_mb", "job_mb",
             "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
@@ -259,13 +275,20 @@ def main() -> None:
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     print(f"\noutput: {rows[-1]['output']}")
+    print(f"host: {host.describe()}, load avg {os.getloadavg()[0]:.1f}")
     result = Path(args.out)
     result.parent.mkdir(parents=True, exist_ok=True)
     result.write_text(
         json.dumps(
             {
                 "date": time.strftime("%Y-%m-%d"),
-                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "machine": f"{platform.machine()} {host.describe()}",
+                "host": {
+                    "cpu_model": host.cpu_model,
+                    "flags": list(host.flags),
+                    "kind": host.kind,
+                    "cores": host.cores,
+                },
                 "model": args.model or "fast tier, x4, random init",
                 "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
                 f"x264 preset {args.preset}, crf {args.crf}, segments of 64 frames",
