@@ -407,6 +407,67 @@ def choose(
     return best, built, table
 
 
+# The most a runtime may lose against tf-f32 on the held-out benchmark (PSNR on Y), the
+# issue's bar for every tier.
+MAX_LOSS_DB = 0.1
+
+
+def benchmark_fidelity(
+    generator,
+    *,
+    frames: int = 2,
+    threads: int | None = None,
+    host: Host | None = None,
+    int8_model: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Every runtime this host supports on the held-out benchmark, against tf-f32.
+
+    Returns:
+        name -> ``{"psnr", "delta_db", "ok"}`` (``ok``: at most :data:`MAX_LOSS_DB` below
+        tf-f32), or ``{"ok": False, "error"}`` for one that does not build. ``_benchmark``
+        holds the benchmark's version and size. Done once per model version (``bento build``);
+        a runtime with ``ok`` False is then never chosen for it.
+    """
+    from videoboost.config import BenchmarkConfig
+    from videoboost.engine import infer_scale
+    from videoboost.evaluate import build_benchmark, evaluate
+
+    scale = infer_scale(generator)
+    cfg = BenchmarkConfig(frames=frames, segments=min(2, frames), fps_runs=0)
+    bench = build_benchmark(scale, cfg=cfg)
+    why_not = supported(host or detect_host(), int8_model=int8_model)
+    every = builders(generator, threads=threads, int8_model=int8_model)
+    out: dict[str, dict[str, Any]] = {}
+    for name, build in every.items():
+        if why_not[name] is not None:
+            continue
+        try:
+            psnr = evaluate(build(), scale, bench, cfg).metrics["bench_psnr"]
+        except Exception as exc:
+            out[name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+            continue
+        out[name] = {"psnr": round(float(psnr), 4)}
+    ref = out[REFERENCE]["psnr"]
+    for row in out.values():
+        if "psnr" in row:
+            row["delta_db"] = round(row["psnr"] - ref, 4)
+            row["ok"] = row["delta_db"] >= -MAX_LOSS_DB
+    out["_benchmark"] = {"version": bench.version, "frames_per_video": frames}
+    return out
+
+
+def refused_by(fidelity: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The runtimes a :func:`benchmark_fidelity` result rules out, with why."""
+    refused = {}
+    for name, row in fidelity.items():
+        if name.startswith("_") or row.get("ok", True):
+            continue
+        refused[name] = row.get("error") or (
+            f"{row['delta_db']:+.3f} dB against tf-f32 on the benchmark, over {MAX_LOSS_DB} dB"
+        )
+    return refused
+
+
 def cache_path() -> Path:
     from videoboost import state
 
