@@ -7,7 +7,8 @@ For both tiers (fast: ``GeneratorConfig(tier="fast")``, five 3x3 convs 32 wide; 
 * ``tf-bf16``: the same weights rebuilt under Keras' ``mixed_bfloat16`` policy (oneDNN);
 * ``ov-f32`` / ``ov-bf16``: OpenVINO, ``INFERENCE_PRECISION_HINT`` f32 / bf16 (bf16 only where
   the CPU reports it: OpenVINO picks bf16 by default on such CPUs);
-* ``ov-int8``: OpenVINO after NNCF post-training quantisation;
+* ``ov-int8``: OpenVINO after NNCF post-training quantisation of the trunk
+  (:func:`videoboost.runtimes.quantize_openvino`; the picture path stays float);
 * ``ort-f32`` / ``ort-int8``: ONNX Runtime on the tf2onnx graph, and its static QDQ int8;
 * ``cv2-bicubic``: ``cv2.resize`` bicubic, the floor every model is compared to;
 * ``auto``: what ``videoboost upscale`` picks on this host (:func:`videoboost.runtime_select.select`,
@@ -136,10 +137,8 @@ def build_runtimes(
         else:
             skipped["ov-bf16"] = f"CPU capabilities {caps}: no BF16 (no avx512_bf16 / AMX)"
 
-        def ov_int8():
-            import nncf
-
-            q = nncf.quantize(ov_model, nncf.Dataset(calib), subset_size=len(calib))
+        def ov_int8():  # as `auto` makes it: the trunk in int8, the picture path in float
+            q = runtimes.quantize_openvino(ov_model, calib)
             return runtimes.openvino_predict(q, threads=threads)
 
         attempt("ov-int8", ov_int8)
