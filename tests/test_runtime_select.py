@@ -179,3 +179,26 @@ def test_upscale_prints_the_runtime_line(tmp_path, model_file, capsys, runtime):
         assert line.endswith("[auto, measured]")
         assert line.split()[1] in rs.RUNTIMES
     assert (tmp_path / "a_x4.png").is_file()
+
+
+def test_int8_keeps_the_picture_path_in_float_and_is_made_once(generator, tmp_path):
+    pytest.importorskip("nncf")
+    from videoboost import runtimes
+
+    model = runtimes.openvino_model(generator)
+    kept = runtimes.picture_path_ops(model)
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops()
+             if op.get_type_name() == "Convolution"]  # fmt: skip
+    assert 0 < len(set(kept) & set(convs)) < len(convs)  # some convolutions stay float, not all
+    xml = rs.int8_model_for(generator, tmp_path / "int8")
+    stamp = xml.stat().st_mtime_ns
+    assert rs.int8_model_for(generator, tmp_path / "int8") == xml
+    assert xml.stat().st_mtime_ns == stamp  # reused, not quantised again
+    import openvino as ov
+
+    ops = ov.Core().read_model(str(xml)).get_ordered_ops()
+    assert any(op.get_type_name() == "FakeQuantize" for op in ops)  # the trunk is int8
+    quantised = runtimes.openvino_predict(xml, threads=2)
+    frames = _frames()
+    reference = [rs._uint8(keras_predict(generator)(f)) for f in frames]
+    assert rs.agreement_db(quantised, reference, frames) >= rs.MIN_AGREEMENT_DB
