@@ -635,6 +635,7 @@ class VideoBoost:
             runtime=CONFIG.runtime,
             threads=CONFIG.threads or None,
             refused=refused,
+            int8_model=serving.int8_model(MODEL),  # made and checked at import (bento build)
             model=f"{MODEL.tag}#{model_key(generator)}",
         )
         # stdout as well as the log: the one line an operator looks for at start-up.
