@@ -237,3 +237,24 @@ def test_int8_and_the_fidelity_check_round_trip_through_the_registry_and_the_ben
         assert "ov-int8" in fidelity and "delta_db" in fidelity["ov-int8"]
         logged = [a.path for a in client.list_artifacts(mv.run_id, "int8_openvino")]
         assert sorted(logged) == ["int8_openvino/generator.bin", "int8_openvino/generator.xml"]
+
+
+def test_the_service_prints_its_runtime_line_and_names_it_in_answers(served):
+    line = next(ln for ln in served.log.read_text().splitlines() if "runtime: " in ln)
+    name = line.split("runtime: ", 1)[1].split()[0]
+    assert name in rs.RUNTIMES and " frames/s at 320x180 [" in line
+    png = cv2.imencode(".png", np.full((16, 24, 3), 90, np.uint8))[1].tobytes()
+    r = served.client.post("/upscale", files={"image": ("lr.png", png, "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-videoboost-runtime"] == name
+
+
+def test_the_serve_setting_takes_a_runtime_name_only():
+    from pydantic import ValidationError
+
+    from videoboost.config import ServeConfig
+
+    assert ServeConfig().runtime == "auto"
+    assert ServeConfig.model_validate({"runtime": "ov-int8"}).runtime == "ov-int8"
+    with pytest.raises(ValidationError):
+        ServeConfig.model_validate({"runtime": "tensorrt"})
