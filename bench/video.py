@@ -221,6 +221,106 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+def profile(args: argparse.Namespace) -> None:
+    """CPU-ms a frame of each stage in isolation (this process, all its threads), and what
+    the x264 preset and thread count cost against the quality they keep."""
+    import io
+
+    import av
+    from av.video.reformatter import ColorRange, Colorspace
+
+    from models.networks import build_generator
+    from videoboost.config import GeneratorConfig
+    from videoboost.engine import set_tf_threads
+    from videoboost.metrics import psnr_y
+    from videoboost.runtime_select import detect_host, select
+
+    set_tf_threads(None)
+    n = args.profile
+    src = make_source(Path(tempfile.mkdtemp(prefix="videoboost-profile-")) / "src.mp4", n)
+
+    def cpu_ms(fn) -> tuple[float, object]:
+        c0 = time.process_time()
+        out = fn()
+        return (time.process_time() - c0) / n * 1000, out
+
+    rows: dict[str, float] = {}
+
+    def decode():
+        with av.open(str(src)) as c:
+            return [f for _, f in zip(range(n), c.decode(video=0), strict=False)]
+
+    rows["decode (H.264 320x180)"], frames = cpu_ms(decode)
+    rows["to_ndarray rgb24 (swscale yuv420p->rgb)"], lrs = cpu_ms(
+        lambda: [f.to_ndarray(format="rgb24") for f in frames]
+    )
+    generator = build_generator(GeneratorConfig(tier="fast", scale=4))
+    with tempfile.TemporaryDirectory() as tmp:
+        choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
+                        cache=Path(tmp) / "c.json")  # fmt: skip
+
+    def model():
+        outs = []
+        for i in range(0, n, 4):
+            batch = np.stack(lrs[i : i + 4]).astype(np.float32)
+            outs.extend(np.rint(np.clip(choice.predict(batch), 0, 255)).astype(np.uint8))
+        return outs
+
+    model()  # warm-up
+    rows[f"model ({choice.name}, batch 4) + uint8"], srs = cpu_ms(model)
+
+    def to_yuv():
+        return [
+            av.VideoFrame.from_ndarray(sr, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+            )
+            for sr in srs
+        ]
+
+    rows["from_ndarray + rgb->yuv420p BT.709 (swscale, 720p)"], yuvs = cpu_ms(to_yuv)
+
+    def encode(preset: str, threads: str | None) -> tuple[bytes, float]:
+        buf = io.BytesIO()
+        opts = {"crf": str(args.crf), "preset": preset, **({"threads": threads} if threads else {})}
+        c0 = time.process_time()
+        with av.open(buf, "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=25, options=opts)
+            stream.width, stream.height, stream.pix_fmt = LR_W * 4, LR_H * 4, "yuv420p"
+            for i, y in enumerate(yuvs):
+                y.pts = i
+                out.mux(stream.encode(y))
+            out.mux(stream.encode(None))
+        return buf.getvalue(), (time.process_time() - c0) / n * 1000
+
+    def quality(data: bytes) -> float:
+        with av.open(io.BytesIO(data)) as c:
+            dec = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        return float(np.mean([psnr_y(a, b) for a, b in zip(dec, srs, strict=True)]))
+
+    encoders = []
+    for preset, threads in [("ultrafast", None), ("superfast", None), ("superfast", "1"),
+                            ("veryfast", None), ("medium", None)]:  # fmt: skip
+        data, ms = encode(preset, threads)
+        encoders.append({"preset": preset, "threads": threads or "auto", "cpu_ms": round(ms, 1),
+                         "kbytes": round(len(data) / 1024), "psnr_y": round(quality(data), 2)})  # fmt: skip
+    host = detect_host()
+    print(f"host: {host.describe()}, load avg {os.getloadavg()[0]:.1f}; {n} frames")
+    print("| stage | CPU-ms a frame |\n|---|---|")
+    for k, v in rows.items():
+        print(f"| {k} | {v:.1f} |")
+    print(
+        "| x264 preset (threads) | CPU-ms a frame | kB | PSNR-Y dB vs its input |\n|---|---|---|---|"
+    )
+    for e in encoders:
+        print(f"| {e['preset']} ({e['threads']}) | {e['cpu_ms']} | {e['kbytes']} | {e['psnr_y']} |")
+    out = Path(args.out).with_name("video_stages.json")
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                               "host": host.describe(), "frames": n,
+                               "stages_cpu_ms": {k: round(v, 1) for k, v in rows.items()},
+                               "x264": encoders}, indent=2))  # fmt: skip
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -239,7 +339,12 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="only the per-stage CPU profile over N frames, and x264 presets")  # fmt: skip
     args = parser.parse_args()
+    if args.profile:
+        profile(args)
+        return
     if args.child:
         child(args)
         return
