@@ -232,7 +232,6 @@ def profile(args: argparse.Namespace) -> None:
     from models.networks import build_generator
     from videoboost.config import GeneratorConfig
     from videoboost.engine import set_tf_threads
-    from videoboost.metrics import psnr_y
     from videoboost.runtime_select import detect_host, select
 
     set_tf_threads(None)
@@ -292,10 +291,17 @@ def profile(args: argparse.Namespace) -> None:
             out.mux(stream.encode(None))
         return buf.getvalue(), (time.process_time() - c0) / n * 1000
 
+    h = LR_H * 4
+    sources_y = [y.to_ndarray()[:h] for y in yuvs]
+
     def quality(data: bytes) -> float:
+        """PSNR of the decoded luma against the luma given to x264 (no colour matrix between)."""
         with av.open(io.BytesIO(data)) as c:
-            dec = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        return float(np.mean([psnr_y(a, b) for a, b in zip(dec, srs, strict=True)]))
+            got = [f.to_ndarray()[:h] for f in c.decode(video=0)]
+        mse = [
+            np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(got, sources_y, strict=True)
+        ]
+        return float(np.mean([10 * np.log10(255**2 / max(m, 1e-10)) for m in mse]))
 
     encoders = []
     for preset, threads in [("ultrafast", None), ("superfast", None), ("superfast", "1"),
