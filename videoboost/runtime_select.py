@@ -414,7 +414,7 @@ def choose(
         except Exception as exc:
             table[name] = {"refused": f"fails on the probe frames: {type(exc).__name__}: {exc}"}
             continue
-        if db is not None and db < min_agreement_db:
+        if db is not None and not db >= min_agreement_db:  # NaN fails too
             table[name] = {
                 "agreement_db": round(db, 2),
                 "refused": f"output agrees with {REFERENCE} at {db:.1f} dB PSNR-Y, "
