@@ -258,3 +258,14 @@ def test_the_serve_setting_takes_a_runtime_name_only():
     assert ServeConfig.model_validate({"runtime": "ov-int8"}).runtime == "ov-int8"
     with pytest.raises(ValidationError):
         ServeConfig.model_validate({"runtime": "tensorrt"})
+
+
+def test_a_version_tag_of_the_benchmark_check_refuses_what_failed():
+    tag = json.dumps({"host": "x", "max_loss_db": 0.1,
+                      "tf-f32": {"psnr": 33.0, "delta_db": 0.0, "ok": True},
+                      "ov-int8": {"psnr": 32.4, "delta_db": -0.6, "ok": False},
+                      "ov-bf16": {"ok": False, "error": "RuntimeError: no plugin"}})  # fmt: skip
+    refused = rs.refused_by_tag(tag)
+    assert sorted(refused) == ["ov-bf16", "ov-int8"]
+    assert "-0.600 dB against tf-f32" in refused["ov-int8"]
+    assert rs.refused_by_tag(None) == {} and rs.refused_by_tag("not json") == {}

@@ -483,6 +483,16 @@ def benchmark_fidelity(
     return out
 
 
+def refused_by_tag(tag: str | None) -> dict[str, str]:
+    """The runtimes a registry version's ``runtime_fidelity`` tag (JSON) rules out."""
+    try:
+        table = json.loads(tag or "{}")
+    except ValueError:
+        return {}
+    rows = {k: v for k, v in table.items() if isinstance(v, dict)}
+    return {k: f"failed the benchmark check ({why})" for k, why in refused_by(rows).items()}
+
+
 def refused_by(fidelity: dict[str, dict[str, Any]]) -> dict[str, str]:
     """The runtimes a :func:`benchmark_fidelity` result rules out, with why."""
     refused = {}

@@ -70,6 +70,20 @@ def _model_input_size(jobs, tile: int) -> tuple[int, int]:
     return 320, 180
 
 
+def _refused_at_build(version: str | None) -> dict[str, str]:
+    """Runtimes the registry version's benchmark check (``bento build``) ruled out."""
+    if version is None:
+        return {}
+    from videoboost import tracking
+    from videoboost.runtime_select import refused_by_tag
+
+    try:
+        mv = tracking._mlflow().MlflowClient().get_model_version(tracking.MODEL_NAME, version)
+    except Exception:  # the model loaded; a tag that cannot be read only costs the check
+        return {}
+    return refused_by_tag((mv.tags or {}).get("runtime_fidelity"))
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from videoboost.config import UpscaleConfig
     from videoboost.engine import Upscaler, set_tf_threads
@@ -107,6 +121,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         size=_model_input_size(jobs, cfg.tile),
         runtime=runtime,
         threads=args.threads,
+        refused=_refused_at_build(info.get("version")) if runtime == "auto" else None,
         model=f"{model_identity(info)}#{model_key(generator)}",
     )
     print(choice.line(), file=sys.stderr)
