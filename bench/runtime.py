@@ -7,9 +7,12 @@ For both tiers (fast: ``GeneratorConfig(tier="fast")``, five 3x3 convs 32 wide; 
 * ``tf-bf16``: the same weights rebuilt under Keras' ``mixed_bfloat16`` policy (oneDNN);
 * ``ov-f32`` / ``ov-bf16``: OpenVINO, ``INFERENCE_PRECISION_HINT`` f32 / bf16 (bf16 only where
   the CPU reports it: OpenVINO picks bf16 by default on such CPUs);
-* ``ov-int8``: OpenVINO after NNCF post-training quantisation;
+* ``ov-int8``: OpenVINO after NNCF post-training quantisation of the trunk
+  (:func:`videoboost.runtimes.quantize_openvino`; the picture path stays float);
 * ``ort-f32`` / ``ort-int8``: ONNX Runtime on the tf2onnx graph, and its static QDQ int8;
-* ``cv2-bicubic``: ``cv2.resize`` bicubic, the floor every model is compared to.
+* ``cv2-bicubic``: ``cv2.resize`` bicubic, the floor every model is compared to;
+* ``auto``: what ``videoboost upscale`` picks on this host (:func:`videoboost.runtime_select.select`,
+  measured afresh, not from the cache), built again and timed in the same rounds as the rest.
 
 Calls are interleaved round by round so machine noise hits every runtime alike; the table
 gives medians of wall time and of process CPU time (the steadier figure on a shared machine)
@@ -68,37 +71,9 @@ def generator_for(tier: str, model: str | None):
 
 
 def bf16_twin(generator):
-    """The same weights in a model built under ``mixed_bfloat16`` (compute bf16, vars f32)."""
-    import keras
+    from videoboost.runtime_select import bf16_twin as twin
 
-    from models.networks import build_generator
-
-    cfg = _config_of(generator)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        twin = build_generator(cfg)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    twin.set_weights(generator.get_weights())
-    return twin
-
-
-def _config_of(generator):
-    from videoboost.config import GeneratorConfig
-
-    names = {layer.name for layer in generator.layers}
-    scale = int(generator(np.zeros((1, 8, 8, 3), np.float32)).shape[1]) // 8
-    if "conv0" in names:  # the fast tier: conv0, then conv1..convN
-        blocks = sum(1 for n in names if n.startswith("conv") and n[4:].isdigit()) - 1
-        return GeneratorConfig(
-            tier="fast", scale=scale, filters=generator.get_layer("conv0").filters, blocks=blocks
-        )
-    if "conv1" in names:
-        raise SystemExit("bf16 twin: an ESPCN-layout fast generator; retrain it in today's layout")
-    blocks = sum(1 for n in names if n.startswith("block") and n.endswith("_conv1"))
-    return GeneratorConfig(
-        tier="quality", scale=scale, filters=generator.get_layer("head").filters, blocks=blocks
-    )
+    return twin(generator)
 
 
 def calibration_frames(scale: int, n: int = 8) -> list[np.ndarray]:
@@ -162,10 +137,8 @@ def build_runtimes(
         else:
             skipped["ov-bf16"] = f"CPU capabilities {caps}: no BF16 (no avx512_bf16 / AMX)"
 
-        def ov_int8():
-            import nncf
-
-            q = nncf.quantize(ov_model, nncf.Dataset(calib), subset_size=len(calib))
+        def ov_int8():  # as `auto` makes it: the trunk in int8, the picture path in float
+            q = runtimes.quantize_openvino(ov_model, calib)
             return runtimes.openvino_predict(q, threads=threads)
 
         attempt("ov-int8", ov_int8)
@@ -267,6 +240,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", help="comma-separated runtimes to run (tf-f32 always runs)")
     p.add_argument("--frames", type=int, default=6, help="benchmark frames per video (0: no PSNR)")
+    p.add_argument("--no-auto", action="store_true", help="leave out the auto row")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "runtime.json"))
     args = p.parse_args()
 
@@ -276,6 +250,7 @@ def main() -> None:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
+        "host": host_fields(),
         "threads": args.threads,
         "tiers": {},
     }
@@ -283,6 +258,10 @@ def main() -> None:
         gen, weights = generator_for(tier, getattr(args, f"{tier}_model"))
         only = set(args.only.split(",")) if args.only else None
         predicts, skipped = build_runtimes(gen, args.threads, calibration_frames(4), only)
+        auto = None
+        if not args.no_auto:
+            auto = auto_choice(gen, args.threads)
+            predicts[f"auto ({auto.name})"] = auto.predict
         timing = time_all(predicts, args.runs, args.warmup)
         quality = psnr_all(predicts, 4, args.frames) if args.frames else {}
         results["tiers"][tier] = {
@@ -291,6 +270,9 @@ def main() -> None:
             "timing": timing,
             "psnr": quality,
             "skipped": skipped,
+            "auto": None
+            if auto is None
+            else {"runtime": auto.name, "precision": auto.precision, "table": auto.table},
         }
         print_table(tier, weights, timing, quality, skipped)
     out = Path(args.out)
@@ -302,24 +284,43 @@ def main() -> None:
     print(f"\n{results['date']}, {results['machine']}; written {args.out}")
 
 
+def host_fields() -> dict:
+    """The CPU behind every figure: model, the flags that matter, its kind, cores, load."""
+    from videoboost.runtime_select import detect_host
+
+    host = detect_host()
+    return {
+        "cpu_model": host.cpu_model,
+        "flags": list(host.flags),
+        "kind": host.kind,
+        "cores": host.cores,
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def machine() -> str:
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        name = next(ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln)
-        have = [
-            f
-            for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-            if f" {f}" in text
-        ]
-        flags = f" ({name}; {' '.join(have)})"
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.machine()}{flags}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}"
+    from videoboost.runtime_select import detect_host
+
+    host = detect_host()
+    return f"{platform.machine()} {host.describe()}, load avg {os.getloadavg()[0]:.1f}"
+
+
+def auto_choice(generator, threads: int):
+    """``auto``'s pick at 320x180, measured now (a throwaway cache, so never a stale pick)."""
+    import tempfile
+
+    from videoboost.runtime_select import describe_table, select
+
+    with tempfile.TemporaryDirectory() as tmp:
+        choice = select(generator, size=(LR_W, LR_H), threads=threads,
+                        cache=Path(tmp) / "choices.json")  # fmt: skip
+    print(choice.line())
+    print("\n".join(describe_table(choice)))
+    return choice
 
 
 def print_table(tier, weights, timing, quality, skipped) -> None:
-    print(f"\n{tier} tier, 320x180 -> 1280x720, weights: {weights}")
+    print(f"\n{tier} tier, 320x180 -> 1280x720, weights: {weights}; {machine()}")
     print(
         "| runtime | wall ms | CPU ms | frames/s | x tf-f32 (wall) | x tf-f32 (CPU) | PSNR dB | delta dB |"
     )

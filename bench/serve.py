@@ -98,13 +98,21 @@ def prepare_model(model: str | None) -> tuple[Path, str]:
 def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     """Median ms per frame: the model alone, and decode + engine + encode in process."""
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, keras_predict, set_tf_threads
+    from videoboost.engine import Upscaler, set_tf_threads
     from videoboost.images import encode_image, encode_png, read_image
+    from videoboost.runtime_select import select
     from videoboost.tracking import load_generator
 
     set_tf_threads(None)
     generator, info = load_generator(str(path))
-    predict = keras_predict(generator)
+    # The runtime the server picks (auto, measured afresh here) is the rate to compare with.
+    choice = select(
+        generator,
+        size=(LR_W, LR_H),
+        runtime=os.environ.get("VIDEOBOOST_SERVE_RUNTIME", "auto"),
+        cache=WORK / "bare-choice.json",
+    )
+    predict = choice.predict
     lr = read_image(png)
     batch = lr[None].astype(np.float32)
     upscaler = Upscaler(predict, info["scale"], UpscaleConfig().engine())
@@ -128,6 +136,7 @@ def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     jpeg_ms = timed(lambda: encode_image(upscaler.upscale_image(read_image(png)), "jpeg"))
     batch4_ms = timed(lambda: predict(np.repeat(batch, 4, axis=0))) / 4
     return {
+        "runtime": choice.name,
         "model_ms_per_frame": round(model_ms, 1),
         "model_fps": round(1000 / model_ms, 2),
         # CPU time of all the process's threads: steadier than wall time on a shared machine.
@@ -174,6 +183,16 @@ class Server:
                 raise SystemExit(f"bentoml serve exited; see {self.log.name}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    text = Path(self.log.name).read_text(errors="replace")
+                    self.runtime = next(
+                        (
+                            ln.split("runtime: ", 1)[1]
+                            for ln in text.splitlines()
+                            if "runtime: " in ln
+                        ),
+                        "?",
+                    )
+                    print(f"server runtime: {self.runtime}", flush=True)
                     return
             except httpx.HTTPError:
                 pass
@@ -316,17 +335,20 @@ def main() -> None:
     warm = 8 if args.quick else 24
     server: Server | None = None
     server_batch = 0
+    server_runtime = "?"
     try:
         for endpoint, max_batch, label, fields in modes:
             if server is None or server_batch != max_batch:
                 if server is not None:
                     server.stop()
                 server, server_batch = Server(max_batch), max_batch
+                server_runtime = server.runtime
             # Warm-up; BentoML's batching dispatcher also fits its latency model on the first
             # ~20 requests (holding some back on purpose), which is not what we measure.
             load(server.url, endpoint, pngs, 4, warm, fields)
             for clients in concurrency:
-                row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch}
+                row = {"mode": label, "endpoint": endpoint, "max_batch_size": max_batch,
+                       "runtime": server.runtime.split()[0]}  # fmt: skip
                 total0, count0 = server.batch_stats()
                 cpu0 = server.cpu_seconds()
                 row.update(load(server.url, endpoint, pngs, clients, args.requests, fields))
@@ -369,14 +391,24 @@ def main() -> None:
     for r in rows:
         cells = [r.get(c, "-") for c in cols]
         print("| " + " | ".join(str(c) if c != {} else "0" for c in cells) + " |")
+    from videoboost.runtime_select import detect_host
+
+    host = detect_host()
+    print(f"\nhost: {host.describe()}; bare runtime {bare['runtime']}, server: {server_runtime}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {
                 "date": time.strftime("%Y-%m-%d"),
-                "machine": f"{platform.processor() or platform.machine()}, "
-                f"{os.cpu_count()} cores, clients on the same cores",
+                "machine": f"{platform.machine()} {host.describe()}, clients on the same cores",
+                "host": {
+                    "cpu_model": host.cpu_model,
+                    "flags": list(host.flags),
+                    "kind": host.kind,
+                    "cores": host.cores,
+                },
+                "server_runtime": server_runtime,
                 "model": what,
                 "bento_model": str(tag),
                 "frame": f"{LR_W}x{LR_H} -> {LR_W * 4}x{LR_H * 4} PNG",

@@ -117,6 +117,7 @@ def child_bicubic(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
+                "runtime": "cv2-bicubic",
                 "frames": result.frames,
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
@@ -152,7 +153,15 @@ def child(args: argparse.Namespace) -> None:
         generator = build_generator(GeneratorConfig(tier="fast", scale=4))
         scale = 4
     cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
-    predict = keras_predict(generator)
+    if args.runtime == "tf-f32":
+        predict, runtime = keras_predict(generator), "tf-f32"
+    else:  # what `videoboost upscale` would run here (measured afresh: a throwaway cache)
+        from videoboost.runtime_select import select
+
+        with tempfile.TemporaryDirectory() as tmp:
+            choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
+                            cache=Path(tmp) / "c.json")  # fmt: skip
+        predict, runtime = choice.predict, choice.name
     upscaler = Upscaler(predict, scale, cfg.engine())
     batch = np.random.default_rng(0).uniform(0, 255, (cfg.batch, LR_H, LR_W, 3))
     batch = batch.astype(np.float32)
@@ -191,6 +200,7 @@ def child(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
+                "runtime": runtime,
                 "frames": result.frames,
                 "seconds": round(seconds, 2),
                 "e2e_fps": round(result.frames / seconds, 2),
@@ -211,6 +221,112 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+def profile(args: argparse.Namespace) -> None:
+    """CPU-ms a frame of each stage in isolation (this process, all its threads), and what
+    the x264 preset and thread count cost against the quality they keep."""
+    import io
+
+    import av
+    from av.video.reformatter import ColorRange, Colorspace
+
+    from models.networks import build_generator
+    from videoboost.config import GeneratorConfig
+    from videoboost.engine import set_tf_threads
+    from videoboost.runtime_select import detect_host, select
+
+    set_tf_threads(None)
+    n = args.profile
+    src = make_source(Path(tempfile.mkdtemp(prefix="videoboost-profile-")) / "src.mp4", n)
+
+    def cpu_ms(fn) -> tuple[float, object]:
+        c0 = time.process_time()
+        out = fn()
+        return (time.process_time() - c0) / n * 1000, out
+
+    rows: dict[str, float] = {}
+
+    def decode():
+        with av.open(str(src)) as c:
+            return [f for _, f in zip(range(n), c.decode(video=0), strict=False)]
+
+    rows["decode (H.264 320x180)"], frames = cpu_ms(decode)
+    rows["to_ndarray rgb24 (swscale yuv420p->rgb)"], lrs = cpu_ms(
+        lambda: [f.to_ndarray(format="rgb24") for f in frames]
+    )
+    generator = build_generator(GeneratorConfig(tier="fast", scale=4))
+    with tempfile.TemporaryDirectory() as tmp:
+        choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
+                        cache=Path(tmp) / "c.json")  # fmt: skip
+
+    def model():
+        outs = []
+        for i in range(0, n, 4):
+            batch = np.stack(lrs[i : i + 4]).astype(np.float32)
+            outs.extend(np.rint(np.clip(choice.predict(batch), 0, 255)).astype(np.uint8))
+        return outs
+
+    model()  # warm-up
+    rows[f"model ({choice.name}, batch 4) + uint8"], srs = cpu_ms(model)
+
+    def to_yuv():
+        return [
+            av.VideoFrame.from_ndarray(sr, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+            )
+            for sr in srs
+        ]
+
+    rows["from_ndarray + rgb->yuv420p BT.709 (swscale, 720p)"], yuvs = cpu_ms(to_yuv)
+
+    def encode(preset: str, threads: str | None) -> tuple[bytes, float]:
+        buf = io.BytesIO()
+        opts = {"crf": str(args.crf), "preset": preset, **({"threads": threads} if threads else {})}
+        c0 = time.process_time()
+        with av.open(buf, "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=25, options=opts)
+            stream.width, stream.height, stream.pix_fmt = LR_W * 4, LR_H * 4, "yuv420p"
+            for i, y in enumerate(yuvs):
+                y.pts = i
+                out.mux(stream.encode(y))
+            out.mux(stream.encode(None))
+        return buf.getvalue(), (time.process_time() - c0) / n * 1000
+
+    h = LR_H * 4
+    sources_y = [y.to_ndarray()[:h] for y in yuvs]
+
+    def quality(data: bytes) -> float:
+        """PSNR of the decoded luma against the luma given to x264 (no colour matrix between)."""
+        with av.open(io.BytesIO(data)) as c:
+            got = [f.to_ndarray()[:h] for f in c.decode(video=0)]
+        mse = [
+            np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(got, sources_y, strict=True)
+        ]
+        return float(np.mean([10 * np.log10(255**2 / max(m, 1e-10)) for m in mse]))
+
+    encoders = []
+    for preset, threads in [("ultrafast", None), ("superfast", None), ("superfast", "1"),
+                            ("veryfast", None), ("medium", None)]:  # fmt: skip
+        data, ms = encode(preset, threads)
+        encoders.append({"preset": preset, "threads": threads or "auto", "cpu_ms": round(ms, 1),
+                         "kbytes": round(len(data) / 1024), "psnr_y": round(quality(data), 2)})  # fmt: skip
+    host = detect_host()
+    print(f"host: {host.describe()}, load avg {os.getloadavg()[0]:.1f}; {n} frames")
+    print("| stage | CPU-ms a frame |\n|---|---|")
+    for k, v in rows.items():
+        print(f"| {k} | {v:.1f} |")
+    print(
+        "| x264 preset (threads) | CPU-ms a frame | kB | PSNR-Y dB vs its input |\n|---|---|---|---|"
+    )
+    for e in encoders:
+        print(f"| {e['preset']} ({e['threads']}) | {e['cpu_ms']} | {e['kbytes']} | {e['psnr_y']} |")
+    out = Path(args.out).with_name("video_stages.json")
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                               "host": host.describe(), "frames": n,
+                               "stages_cpu_ms": {k: round(v, 1) for k, v in rows.items()},
+                               "x264": encoders}, indent=2))  # fmt: skip
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -224,13 +340,24 @@ def main() -> None:
     parser.add_argument(
         "--stages", default="both", choices=["both", "overlapped", "sequential"], help="which paths"
     )
+    parser.add_argument(
+        "--runtime", default="auto", help="inference runtime (auto: as `videoboost upscale`)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="only the per-stage CPU profile over N frames, and x264 presets")  # fmt: skip
     args = parser.parse_args()
+    if args.profile:
+        profile(args)
+        return
     if args.child:
         child(args)
         return
 
+    from videoboost.runtime_select import detect_host
+
+    host = detect_host()
     work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))
     rows = []
     stages = ["sequential", "overlapped"] if args.stages == "both" else [args.stages]
@@ -238,7 +365,7 @@ def main() -> None:
         src = make_source(work / f"{frames}.mp4", frames)
         for mode in stages:  # the same source, one after the other: same load, same clip
             cmd = [sys.executable, __file__, "--child", str(src), "--preset", args.preset,
-                   "--crf", str(args.crf), "--stages", mode]  # fmt: skip
+                   "--crf", str(args.crf), "--stages", mode, "--runtime", args.runtime]  # fmt: skip
             if args.model:
                 cmd += ["--model", args.model]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
@@ -251,7 +378,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    cols = ["clip", "stages", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
+    cols = ["clip", "stages", "runtime", "frames", "seconds", "e2e_fps", "model_fps", "e2e_over_model",
             "over_sequential", "model_cpu_ms", "e2e_cpu_ms", "model_cpu_share", "peak_before_mb", "peak_after_mb", "job_mb",
             "rss_first_segment_mb", "rss_max_segment_mb"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |")
@@ -259,13 +386,20 @@ def main() -> None:
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     print(f"\noutput: {rows[-1]['output']}")
+    print(f"host: {host.describe()}, load avg {os.getloadavg()[0]:.1f}")
     result = Path(args.out)
     result.parent.mkdir(parents=True, exist_ok=True)
     result.write_text(
         json.dumps(
             {
                 "date": time.strftime("%Y-%m-%d"),
-                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "machine": f"{platform.machine()} {host.describe()}",
+                "host": {
+                    "cpu_model": host.cpu_model,
+                    "flags": list(host.flags),
+                    "kind": host.kind,
+                    "cores": host.cores,
+                },
                 "model": args.model or "fast tier, x4, random init",
                 "video": f"{LR_W}x{LR_H} 25 fps H.264+AAC -> {LR_W * 4}x{LR_H * 4}, "
                 f"x264 preset {args.preset}, crf {args.crf}, segments of 64 frames",

@@ -100,6 +100,9 @@ def _serve_config() -> ServeConfig:
 
 
 CONFIG = _serve_config()
+# The LR frame size `auto` times the runtimes at: the benchmark's 320x180 (-> 720p at x4), as
+# requests come in all sizes and a choice must be made before the first one.
+RUNTIME_PROBE_SIZE = (320, 180)
 # Resolved at import so that a missing model stops `bentoml serve` at once with a clear
 # message; a failure in __init__ would make BentoML restart the worker forever instead.
 MODEL = serving.resolve_model(CONFIG.model)
@@ -608,7 +611,8 @@ class VideoBoost:
     generator_model = bentoml.models.BentoModel(str(MODEL.tag))
 
     def __init__(self) -> None:
-        from videoboost.engine import keras_predict, set_tf_threads
+        from videoboost.engine import set_tf_threads
+        from videoboost.runtime_select import model_key, select
         from videoboost.tracking import load_generator
 
         set_tf_threads(CONFIG.threads or None)
@@ -620,7 +624,24 @@ class VideoBoost:
                 f"x{info['scale']}; re-import the model"
             )
         self.scale = int(info["scale"])
-        self.predict = keras_predict(generator)
+        refused = {
+            name: "failed the benchmark check at bento build"
+            for name in MODEL.info.labels.get("runtime_refused", "").split(",")
+            if name
+        }
+        self.runtime = select(
+            generator,
+            size=RUNTIME_PROBE_SIZE,
+            runtime=CONFIG.runtime,
+            threads=CONFIG.threads or None,
+            refused=refused,
+            int8_model=serving.int8_model(MODEL),  # made and checked at import (bento build)
+            model=f"{MODEL.tag}#{model_key(generator)}",
+        )
+        # stdout as well as the log: the one line an operator looks for at start-up.
+        print(f"videoboost {MODEL.tag}: {self.runtime.line()}", flush=True)
+        log.info("%s", self.runtime.line())
+        self.predict = self.runtime.predict
         self.predict(np.zeros((1, 16, 16, 3), np.float32))  # trace the graph before serving
         self.encoders = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="png")
         # Video jobs get threads of their own: sharing the API thread pool, 20 queued videos
@@ -630,6 +651,7 @@ class VideoBoost:
             "X-VideoBoost-Model": str(MODEL.tag),
             "X-VideoBoost-Registry-Version": MODEL.info.labels.get("mlflow_version", ""),
             "X-VideoBoost-Scale": str(self.scale),
+            "X-VideoBoost-Runtime": self.runtime.name,
         }
         log.info("serving %s (x%d) from %s", MODEL.tag, self.scale, info["uri"])
 

@@ -107,7 +107,9 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     # Every version: its decision and the bicubic baseline in its description, few tags.
     for v, card in cards.items():
         tags = client.get_model_version(MODEL_NAME, v).tags
-        assert set(tags) <= {"tier", "scale", "dataset_version", "decision", "bench_psnr_gain"}
+        # runtime_fidelity: the bento build's check of every runtime (one JSON tag).
+        assert set(tags) <= {"tier", "scale", "dataset_version", "decision", "bench_psnr_gain",
+                             "runtime_fidelity"}  # fmt: skip
         assert tags["decision"] in {"promoted", "rejected"}
         assert f"**{tags['decision'].upper()}**" in card and "| bicubic |" in card, card
     # A local store has no web pages: the artifacts say so instead of linking nowhere.

@@ -126,6 +126,9 @@ def test_interrupted_video_resumes_from_the_last_finished_segment(tmp_path, mode
             str(model_file),
             "--segment-frames",
             "4",
+            # The runtime of the interrupted run: segments of another runtime are not reused.
+            "--runtime",
+            "tf-f32",
             "--quiet",
         ]
     )

@@ -427,6 +427,11 @@ class UpscaleConfig(_Frozen):
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
     ] = Field("superfast", description="x264 speed/size trade-off.")
+    runtime: Literal["auto", "tf-f32", "tf-bf16", "ov-f32", "ov-bf16", "ov-int8"] = Field(
+        "auto",
+        description="Inference runtime; auto times each one this CPU supports on the model and "
+        "keeps the fastest whose output agrees with tf-f32 (videoboost.runtime_select).",
+    )
 
     def engine(self, max_input_pixels: int | None = None, tile: int | None = None) -> EngineConfig:
         """The :class:`EngineConfig` for these settings (``tile``/budget overridable)."""

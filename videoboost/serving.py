@@ -7,7 +7,10 @@ model named like the registered MLflow model (``videoboost-generator``), holding
     labels    mlflow_model, mlflow_version, mlflow_run_id, scale, source, and the registry
               version's metric tags (e.g. bench_psnr) -- copied onto the bento by build_bento
     metadata  the same, plus every tag of the MLflow model version, and bench_psnr_gain (the
-              benchmark gain over bicubic, dB) with bench_psnr_gain_source when it is known
+              benchmark gain over bicubic, dB) with bench_psnr_gain_source when it is known;
+              runtime_fidelity (each runtime's PSNR on the benchmark against tf-f32)
+    int8/     the NNCF int8 OpenVINO IR, made at import; runtimes that lose more than 0.1 dB
+              on the benchmark are in the label runtime_refused, and the service never picks them
 
 ``bentoml build`` then references that model by tag (models are not copied into the bento
 until export or containerize), and :func:`build_bento` pins the tag as the bento argument
@@ -243,9 +246,74 @@ def import_model(model: str | None = None, *, reuse: bool = True):
         gain, gain_source = benchmark_gain(details, lambda: _run_metrics(details.get("run_id")))
         if gain is not None:  # the service's OpenAPI page states it
             metadata.update(bench_psnr_gain=gain, bench_psnr_gain_source=gain_source)
+        int8_folder = Path(tmp) / INT8_FOLDER
+        check = check_runtimes(keras_file, int8_folder, info)
+        labels["runtime_refused"] = ",".join(check["refused"])
+        metadata.update(runtime_fidelity=check["fidelity"], runtime_fidelity_host=check["host"])
         with bentoml.models.create(BENTO_MODEL, labels=labels, metadata=metadata) as bento_model:
             shutil.copyfile(keras_file, bento_model.path_of(MODEL_FILE))
+            if int8_folder.is_dir():
+                shutil.copytree(int8_folder, bento_model.path_of(INT8_FOLDER))
     return bento_model
+
+
+INT8_FOLDER = "int8"  # the NNCF int8 OpenVINO IR inside a BentoML model
+
+
+def int8_model(bento_model) -> Path | None:
+    """The int8 IR shipped with a BentoML model (``.xml``), or None for an older import."""
+    from videoboost.runtimes import OPENVINO_XML
+
+    xml = Path(bento_model.path_of(INT8_FOLDER)) / OPENVINO_XML
+    return xml if xml.is_file() else None
+
+
+def check_runtimes(keras_file: Path, int8_folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Once per imported model: the int8 model, and every runtime on the held-out benchmark.
+
+    The int8 IR is written into ``int8_folder`` (it ships in the bento) and, for a registry
+    version, logged to its run as ``int8_openvino/``; the fidelity table becomes the version's
+    ``runtime_fidelity`` tag. A runtime more than ``MAX_LOSS_DB`` below tf-f32 is listed in
+    ``refused`` and the service never picks it.
+    """
+    import json
+
+    from videoboost import runtime_select, runtimes
+    from videoboost.tracking import load_generator
+
+    generator, _ = load_generator(str(keras_file))
+    try:
+        quantised = runtimes.quantize_openvino(
+            runtimes.openvino_model(generator), runtime_select.calibration_frames()
+        )
+        xml = runtimes.save_openvino_model(quantised, int8_folder)
+    except ImportError:  # no OpenVINO/NNCF in this environment: no int8 candidate
+        xml = None
+    fidelity = runtime_select.benchmark_fidelity(generator, int8_model=xml)
+    refused = runtime_select.refused_by(fidelity)
+    host = runtime_select.detect_host().describe()
+    version = info.get("version")
+    if version is not None:
+        from videoboost import tracking
+
+        client = tracking._mlflow().MlflowClient()
+        summary = {k: v for k, v in fidelity.items() if not k.startswith("_")}
+        tracking.with_store_retries(
+            lambda: client.set_model_version_tag(
+                tracking.MODEL_NAME,
+                str(version),
+                "runtime_fidelity",
+                json.dumps({"host": host, "max_loss_db": runtime_select.MAX_LOSS_DB, **summary}),
+            ),
+            "tagging the model version",
+        )
+        run_id = client.get_model_version(tracking.MODEL_NAME, str(version)).run_id
+        if xml is not None and run_id:
+            tracking.with_store_retries(
+                lambda: client.log_artifacts(run_id, str(int8_folder), "int8_openvino"),
+                "logging the int8 model",
+            )
+    return {"fidelity": fidelity, "refused": sorted(refused), "host": host}
 
 
 def resolve_model(tag: str | None = None):

@@ -15,12 +15,16 @@ Module-level imports stay light (``videoboost --help`` must not load TensorFlow)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from videoboost.batch import X264_PRESETS, model_identity, plan_jobs, upscale_jobs
 from videoboost.errors import SourceError, VideoBoostError
 from videoboost.export import EXPORT_SUFFIXES, export_model
+
+# Spelled out, not imported: `videoboost --help` must not import the engine (numpy, OpenCV).
+RUNTIME_CHOICES = ("auto", "tf-f32", "tf-bf16", "ov-f32", "ov-bf16", "ov-int8")
 
 
 def _postprocess_from_args(args: argparse.Namespace):
@@ -43,9 +47,47 @@ def _postprocess_from_args(args: argparse.Namespace):
     return None if pp.is_identity else pp
 
 
+def _model_input_size(jobs, tile: int) -> tuple[int, int]:
+    """(width, height) of what the model will be given: the first readable input's frame, or
+    a tile of it; 320x180 when none can be read (they will fail later with their own message)."""
+    from PIL import Image
+
+    from videoboost.video_read import probe
+
+    for job in jobs:
+        try:
+            if job.kind == "image":
+                with Image.open(job.src) as img:
+                    w, h = img.size
+            else:
+                info = probe(job.src, count_frames=False)
+                w, h = info.width, info.height
+        except Exception:
+            continue
+        if tile and max(w, h) > tile:
+            w, h = min(w, tile), min(h, tile)
+        return w, h
+    return 320, 180
+
+
+def _refused_at_build(version: str | None) -> dict[str, str]:
+    """Runtimes the registry version's benchmark check (``bento build``) ruled out."""
+    if version is None:
+        return {}
+    from videoboost import tracking
+    from videoboost.runtime_select import refused_by_tag
+
+    try:
+        mv = tracking._mlflow().MlflowClient().get_model_version(tracking.MODEL_NAME, version)
+    except Exception:  # the model loaded; a tag that cannot be read only costs the check
+        return {}
+    return refused_by_tag((mv.tags or {}).get("runtime_fidelity"))
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, keras_predict, set_tf_threads
+    from videoboost.engine import Upscaler, set_tf_threads
+    from videoboost.runtime_select import model_key, select
     from videoboost.tracking import load_generator
 
     postprocess = _postprocess_from_args(args)
@@ -62,6 +104,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         raise VideoBoostError(f"--tile {tile} must be 0 (no tiling) or above {defaults.overlap}")
     cfg = defaults.model_copy(update={"tile": tile, "batch": args.batch or defaults.batch})
 
+    runtime = args.runtime or os.environ.get("VIDEOBOOST_RUNTIME") or cfg.runtime
+    if runtime not in RUNTIME_CHOICES:
+        raise VideoBoostError(f"--runtime {runtime}: choose one of {', '.join(RUNTIME_CHOICES)}")
     set_tf_threads(args.threads)
     generator, info = load_generator(args.model)
     if args.scale is not None and args.scale != info["scale"]:
@@ -69,15 +114,28 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             f"--scale {args.scale}: the model ({info['uri']}) upscales x{info['scale']}; leave "
             f"--scale out, pass a x{args.scale} model with --model, or ask for a size with --height"
         )
-    upscaler = Upscaler(keras_predict(generator), info["scale"], cfg.engine())
     version = f" version {info['version']}" if info.get("version") else ""
     print(f"model {info['uri']}{version} (x{info['scale']}); {len(jobs)} input(s)", file=sys.stderr)
+    choice = select(
+        generator,
+        size=_model_input_size(jobs, cfg.tile),
+        runtime=runtime,
+        threads=args.threads,
+        refused=_refused_at_build(info.get("version")) if runtime == "auto" else None,
+        model=f"{model_identity(info)}#{model_key(generator)}",
+    )
+    print(choice.line(), file=sys.stderr)
+    upscaler = Upscaler(choice.predict, info["scale"], cfg.engine())
+    # A resumed video must not mix segments of two runtimes: their pixels differ slightly.
+    model_id = model_identity(info)
+    if choice.name != "tf-f32":
+        model_id = f"{model_id}|{choice.name}"
     for path, why in problems:
         print(f"FAILED {path}: {why}", file=sys.stderr)
     outcomes = upscale_jobs(
         jobs,
         upscaler,
-        model_id=model_identity(info),
+        model_id=model_id,
         height=args.height,
         postprocess=postprocess,
         segment_frames=args.segment_frames or cfg.segment_frames,
@@ -172,6 +230,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--preset", default=None, choices=X264_PRESETS,
                    help="x264 speed/size trade-off (default superfast)")  # fmt: skip
     u.add_argument("--threads", type=int, default=None, help="TF threads (default: all cores)")
+    u.add_argument("--runtime", default=None, choices=RUNTIME_CHOICES,
+                   help="inference runtime; auto (default, or $VIDEOBOOST_RUNTIME) times every "
+                   "one this CPU supports and keeps the fastest that agrees with tf-f32; "
+                   "the choice is cached per model, CPU and frame size")  # fmt: skip
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(func=cmd_upscale)
 
