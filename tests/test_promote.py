@@ -90,7 +90,7 @@ def test_first_passing_model_becomes_champion_and_a_better_one_replaces_it(store
     assert set(cand) == set(champ) and set(METRIC_KEYS) <= set(cand)
     # Both were scored on every track; the card's per-track table shows them side by side.
     assert {f"bench_psnr_gain_{t}" for t in BENCH_FPS.tracks[1:]} <= set(cand)
-    assert "| | `clean` | `h264_crf23` | `h264_crf30` | `jpeg_q50` | mean |" in text
+    assert "| | clean | H.264 CRF 23 | H.264 CRF 30 | JPEG q50 | mean |" in text
     assert f"| **vs champion v{good}** |" in text
     # The replaced champion's card says so, dated; its own promotion stays on record.
     old = _description(good)

@@ -245,6 +245,19 @@ def _tracks(metrics: Mapping[str, float]) -> list[str]:
     return (["clean"] if "bench_psnr_gain" in metrics else []) + coded
 
 
+def track_label(track: str) -> str:
+    """``h264_crf30`` -> ``H.264 CRF 30``, ``jpeg_q50`` -> ``JPEG q50`` (words wrap in the UI's
+    narrow table cells; track names in backticks ran together)."""
+    import re
+
+    m = re.fullmatch(r"h264_crf(\d+)|jpeg_q(\d+)", track)
+    if m and m[1]:
+        return f"H.264 CRF {m[1]}"
+    if m and m[2]:
+        return f"JPEG q{m[2]}"
+    return track
+
+
 def track_table(
     candidate: Mapping[str, float],
     champion: Mapping[str, float] | None = None,
@@ -275,7 +288,7 @@ def track_table(
         "PSNR Y (dB) per input kind (each coded track: the clean LR coded, scored against "
         "bicubic of the same coded input):",
         "",
-        "| | " + " | ".join(f"`{t}`" for t in tracks) + " | mean |",
+        "| | " + " | ".join(track_label(t) for t in tracks) + " | mean |",
         "|---" * (len(tracks) + 2) + "|",
         f"| **this version (v{version})** | {cells(mine)} |",
         f"| bicubic | {cells(bic)} |",
