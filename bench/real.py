@@ -27,7 +27,7 @@ from videoboost.state import configure_environment  # noqa: E402
 configure_environment()
 
 from bench.host import host  # noqa: E402
-from bench.train import log_run  # noqa: E402
+from bench.train import log_run, print_table  # noqa: E402
 from flows.main_job import MAIN_JOB_DATASET, MAIN_JOB_TRAIN  # noqa: E402
 from videoboost.config import (  # noqa: E402
     BenchmarkConfig,
@@ -131,10 +131,7 @@ def main() -> None:
     cols = ["tier", "train_minutes", "crops_per_s", *[f"gain_{t}" for t in bench.tracks],
             "gain_mean", "mlflow_run_id"]  # fmt: skip
     print(f"\nhost: {host()['cpu']} ({host()['kind']})")
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    print_table(cols, rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -168,6 +168,14 @@ def log_run(row: dict, cfg: TrainConfig, generator, folder: Path) -> str:
         return run.info.run_id
 
 
+def print_table(cols: list[str], rows: list[dict]) -> None:
+    """``rows`` as a Markdown table of ``cols`` (what the README quotes)."""
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -221,10 +229,8 @@ def main() -> None:
     cols = ["tier", "params", "train_minutes", "steps_per_s", "val_psnr_gain", "bench_psnr",
             "bench_psnr_bicubic", "bench_psnr_gain", "bench_flicker", "bench_flicker_bicubic",
             "fps_720p", "bicubic_fps_720p", "mlflow_run_id"]  # fmt: skip
-    print("\n| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    print()
+    print_table(cols, rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -102,8 +102,9 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
             "variant_distinct"]  # fmt: skip
     measured: dict[str, list] = {k: [] for k in keys}
     order = []
-    variants_of = {row.name: v for row, v in iter_variants(root, manifest)}
-    for row, lr, hr in iter_frames(root, manifest):
+    # Both walk the rows shard by shard in the same order: one frame in memory at a time.
+    pairs = zip(iter_frames(root, manifest), iter_variants(root, manifest), strict=True)
+    for (row, lr, hr), (_, variants) in pairs:
         order.append(row.name)
         measured["m_lr_h"].append(lr.shape[0])
         measured["m_lr_w"].append(lr.shape[1])
@@ -114,7 +115,6 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
         measured["m_hr_mean"].append(float(hr.mean()))
         measured["m_hash_ok"].append(hashlib.sha1(hr.tobytes()).hexdigest() == row.content_hash)
         measured["align_mad"].append(_alignment_gap(lr, hr))
-        variants = variants_of.get(row.name)
         measured["m_variants"].append(0 if variants is None else len(variants))
         ok = variants is None or (variants.dtype == np.uint8 and variants.shape[1:] == lr.shape)
         measured["variant_shape_ok"].append(bool(ok))

@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from videoboost.evaluate import track_key, tracks_of
+
 # MLflow 3.17's UI opens in its GenAI view unless told otherwise; the experiment's
 # ``mlflow.experimentKind`` tag does not switch a fresh browser, this URL parameter does. Every
 # link to an MLflow page that VideoBoost writes ends with it.
@@ -230,19 +232,10 @@ def benchmark_table(
     lines.append(delta("**vs bicubic**", candidate, "_bicubic"))
     if champion:
         lines.append(delta(f"**vs champion v{champion_version}**", champion))
-    tracks = _tracks(candidate)
+    tracks = tracks_of(candidate)
     if len(tracks) > 1:
         lines += ["", track_table(candidate, champion, champion_version, version)]
     return "\n".join(lines)
-
-
-def _tracks(metrics: Mapping[str, float]) -> list[str]:
-    coded = sorted(
-        k[len("bench_psnr_gain_") :]
-        for k in metrics
-        if k.startswith("bench_psnr_gain_") and k != "bench_psnr_gain_mean"
-    )
-    return (["clean"] if "bench_psnr_gain" in metrics else []) + coded
 
 
 def track_label(track: str) -> str:
@@ -266,17 +259,14 @@ def track_table(
 ) -> str:
     """PSNR Y per benchmark track (one column each, then the mean): this version, bicubic of
     the same input, the champion, and the differences."""
-    tracks = _tracks(candidate)
-
-    def key(base: str, t: str) -> str:
-        return base if t == "clean" else f"{base}_{t}"
+    tracks = tracks_of(candidate)
 
     def cells(values: list[float | None], signed: bool = False) -> str:
         shown = [*values, (sum(values) / len(values)) if None not in values else None]
         return " | ".join(_cell(v, 2, signed) for v in shown)
 
     def psnr(m: Mapping[str, float] | None, base: str = "bench_psnr") -> list[float | None]:
-        return [(m or {}).get(key(base, t)) for t in tracks]
+        return [(m or {}).get(track_key(base, t)) for t in tracks]
 
     def diff(a: list, b: list) -> list[float | None]:
         return [
