@@ -118,3 +118,14 @@ class BicubicSubpixels(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale, "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="videoboost")
+class CentreFrame(keras.layers.Layer):
+    """The first three channels of a stacked window: the frame being upscaled (video tier)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs[..., :3]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], 3)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import keras
 
 # Importing models.layers also registers its layers, so loading a .keras file works.
-from models.layers import BicubicSubpixels, PixelShuffle
+from models.layers import BicubicSubpixels, CentreFrame, PixelShuffle
 from videoboost.config import DiscriminatorConfig, GeneratorConfig
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "build_fast",
     "build_generator",
     "build_quality",
+    "build_video",
 ]
 
 
@@ -60,9 +61,28 @@ def _upsample_head(x: keras.KerasTensor, lr01: keras.KerasTensor, scale: int) ->
     return keras.layers.Rescaling(255.0, name="to_255")(x)
 
 
-def _generator_input() -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    lr = keras.Input(shape=(None, None, 3), dtype="float32", name="lr")
+def _generator_input(channels: int = 3) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    lr = keras.Input(shape=(None, None, channels), dtype="float32", name="lr")
     return lr, keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(lr)
+
+
+def _fast_trunk(x0: keras.KerasTensor, cfg: GeneratorConfig) -> keras.KerasTensor:
+    x = _prelu("prelu0")(_conv(cfg.filters, 3, name="conv0")(x0))
+    for i in range(1, cfg.blocks + 1):
+        x = _prelu(f"prelu{i}")(_conv(cfg.filters, 3, name=f"conv{i}")(x))
+    return x
+
+
+def _quality_trunk(x0: keras.KerasTensor, cfg: GeneratorConfig) -> keras.KerasTensor:
+    head = _conv(cfg.filters, 3, name="head")(x0)
+    x = head
+    for i in range(cfg.blocks):
+        y = _conv(cfg.filters, 3, name=f"block{i}_conv1")(x)
+        y = _prelu(f"block{i}_prelu")(y)
+        y = _conv(cfg.filters, 3, name=f"block{i}_conv2")(y)
+        x = keras.layers.Add(name=f"block{i}_add")([x, y])
+    x = _conv(cfg.filters, 3, name="trunk_out")(x)
+    return keras.layers.Add(name="long_skip")([head, x])
 
 
 def build_fast(cfg: GeneratorConfig) -> keras.Model:
@@ -86,10 +106,7 @@ def build_fast(cfg: GeneratorConfig) -> keras.Model:
         named ``videoboost_fast_x{s}``.
     """
     lr, x0 = _generator_input()
-    x = _prelu("prelu0")(_conv(cfg.filters, 3, name="conv0")(x0))
-    for i in range(1, cfg.blocks + 1):
-        x = _prelu(f"prelu{i}")(_conv(cfg.filters, 3, name=f"conv{i}")(x))
-    sr = _upsample_head(x, x0, cfg.scale)
+    sr = _upsample_head(_fast_trunk(x0, cfg), x0, cfg.scale)
     return keras.Model(lr, sr, name=f"videoboost_fast_x{cfg.scale}")
 
 
@@ -109,22 +126,41 @@ def build_quality(cfg: GeneratorConfig) -> keras.Model:
         named ``videoboost_quality_x{s}``.
     """
     lr, x0 = _generator_input()
-    head = _conv(cfg.filters, 3, name="head")(x0)
-    x = head
-    for i in range(cfg.blocks):
-        y = _conv(cfg.filters, 3, name=f"block{i}_conv1")(x)
-        y = _prelu(f"block{i}_prelu")(y)
-        y = _conv(cfg.filters, 3, name=f"block{i}_conv2")(y)
-        x = keras.layers.Add(name=f"block{i}_add")([x, y])
-    x = _conv(cfg.filters, 3, name="trunk_out")(x)
-    x = keras.layers.Add(name="long_skip")([head, x])
-    sr = _upsample_head(x, x0, cfg.scale)
+    sr = _upsample_head(_quality_trunk(x0, cfg), x0, cfg.scale)
     return keras.Model(lr, sr, name=f"videoboost_quality_x{cfg.scale}")
+
+
+def build_video(cfg: GeneratorConfig) -> keras.Model:
+    """Video generator: a window of ``2k + 1`` aligned LR frames fused early into a trunk.
+
+    The input is the window stacked along channels, centre frame first (see
+    :mod:`videoboost.align`, which aligns the neighbours to the centre with optical flow before
+    the model runs). The trunk (``cfg.trunk``: the fast or quality kind, ``filters`` wide,
+    ``blocks`` deep) starts from all ``3 * (2k + 1)`` channels at once (VESPCN's early fusion:
+    the cheapest fusion, its only extra cost is the first conv's input width); the head and
+    the bicubic skip are the single-frame tiers', the skip taken from the centre frame. A
+    freshly built video generator is therefore bicubic upsampling of the centre frame, like
+    the others, and a still fed as a repeated frame is a valid input.
+
+    Args:
+        cfg: Generator settings; uses ``scale``, ``filters``, ``blocks``, ``window``, ``trunk``.
+
+    Returns:
+        Model mapping ``(B, H, W, 3 * (2k + 1))`` in [0, 255] to ``(B, H*s, W*s, 3)``, named
+        ``videoboost_video{k}_x{s}``. About 44 k parameters at the fast trunk's defaults, k=1.
+    """
+    k = cfg.window
+    lr, x0 = _generator_input(3 * (2 * k + 1))
+    centre = CentreFrame(name="centre_frame")(x0)
+    trunk = _fast_trunk if cfg.trunk == "fast" else _quality_trunk
+    sr = _upsample_head(trunk(x0, cfg), centre, cfg.scale)
+    return keras.Model(lr, sr, name=f"videoboost_video{k}_x{cfg.scale}")
 
 
 GENERATORS: dict[str, Callable[[GeneratorConfig], keras.Model]] = {
     "fast": build_fast,
     "quality": build_quality,
+    "video": build_video,
 }
 
 

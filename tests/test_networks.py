@@ -40,13 +40,23 @@ def _frames(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     return rng.uniform(0, 255, size=(batch, height, width, 3)).astype("float32")
 
 
+def _model_input(tier: str, lr: np.ndarray, seed: int = 5) -> np.ndarray:
+    """``lr`` as the tier takes it: the video tier gets a 3-frame window, centre first (the
+    neighbours random, so a skip read from the wrong channels would show)."""
+    if tier != "video":
+        return lr
+    rng = np.random.default_rng(seed)
+    return np.concatenate([lr, rng.uniform(0, 255, lr.shape), rng.uniform(0, 255, lr.shape)], -1)
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4, 5])
 @pytest.mark.parametrize("tier", sorted(GENERATORS))
 def test_generator_is_bicubic_at_init(tier: str, scale: int) -> None:
     gen = build_generator(_tiny(tier, scale))
     lr = _frames(2, 12, 20)  # non-square, to catch swapped H/W
-    sr = np.asarray(gen(lr))
-    assert gen.name == f"videoboost_{tier}_x{scale}"
+    sr = np.asarray(gen(_model_input(tier, lr).astype("float32")))
+    name = "video1" if tier == "video" else tier
+    assert gen.name == f"videoboost_{name}_x{scale}"
     assert sr.shape == (2, 12 * scale, 20 * scale, 3)
     assert sr.dtype == np.float32
     assert np.isfinite(sr).all()
@@ -59,6 +69,19 @@ def test_parameter_counts_match_reference_sizes() -> None:
     assert build_fast(GeneratorConfig(tier="fast", scale=4)).count_params() == 42_640
     quality = GeneratorConfig(tier="quality", filters=32, blocks=8, scale=4)
     assert build_quality(quality).count_params() == 172_240
+    # Early fusion of a 3-frame window only widens the first conv: 6 more channels x 9 x 32.
+    video = build_generator(GeneratorConfig(tier="video", scale=4))
+    assert video.count_params() == 42_640 + 6 * 9 * 32
+    assert video.inputs[0].shape[-1] == 9
+    assert build_generator(GeneratorConfig(tier="video", window=2)).inputs[0].shape[-1] == 15
+
+
+def test_window_belongs_to_the_video_tier() -> None:
+    with pytest.raises(ValueError, match="window applies to 'video'"):
+        GeneratorConfig(tier="fast", window=1)
+    with pytest.raises(ValueError, match="window >= 1"):
+        GeneratorConfig(tier="video", window=0)
+    assert GeneratorConfig(tier="video").window == 1
 
 
 def test_unknown_tier_raises_listing_valid_tiers() -> None:
@@ -81,7 +104,6 @@ def test_pixel_shuffle_config_round_trip() -> None:
 
 def test_saved_generators_load_in_fresh_process(tmp_path: Path) -> None:
     lr = _frames(1, 9, 7)
-    np.save(tmp_path / "lr.npy", lr)
     expected = {}
     for tier in sorted(GENERATORS):
         gen = build_generator(_tiny(tier, 3))
@@ -90,15 +112,16 @@ def test_saved_generators_load_in_fresh_process(tmp_path: Path) -> None:
         for w in gen.weights:
             w.assign(rng.normal(0, 0.1, size=w.shape).astype("float32"))
         gen.save(tmp_path / f"{tier}.keras")
-        expected[tier] = np.asarray(gen(lr))
+        np.save(tmp_path / f"{tier}_lr.npy", _model_input(tier, lr).astype("float32"))
+        expected[tier] = np.asarray(gen(np.load(tmp_path / f"{tier}_lr.npy")))
     # One fresh interpreter for all tiers: importing TensorFlow costs ~10 s here.
     script = textwrap.dedent(
         f"""
         import pathlib, numpy as np, keras
         import models.networks  # registers PixelShuffle; nothing else of ours is imported
         d = pathlib.Path({str(tmp_path)!r})
-        lr = np.load(d / "lr.npy")
         for tier in {sorted(GENERATORS)!r}:
+            lr = np.load(d / f"{{tier}}_lr.npy")
             model = keras.saving.load_model(d / f"{{tier}}.keras")
             np.save(d / f"{{tier}}_sr.npy", np.asarray(model(lr)))
         """

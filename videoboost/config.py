@@ -182,8 +182,15 @@ class DatasetConfig(_Frozen):
 class GeneratorConfig(_Frozen):
     """Generator architecture. ``tier`` picks the builder in ``models.networks.GENERATORS``."""
 
-    tier: Literal["fast", "quality"] = "fast"
+    tier: Literal["fast", "quality", "video"] = "fast"
     scale: int = Field(4, ge=2, le=5)
+    window: int = Field(
+        None, ge=0, le=2, description="video tier: neighbouring frames a side (k of a 2k+1 "
+        "window; default 1); the single-frame tiers take 0."
+    )  # fmt: skip
+    trunk: Literal["fast", "quality"] = Field(
+        "fast", description="video tier: the kind of trunk the aligned window is fused into."
+    )
     filters: int = Field(
         None, ge=4, description="Width of every conv (fast) or of the trunk (quality); "
         "default per tier (TIER_DEFAULTS)."
@@ -206,13 +213,24 @@ class GeneratorConfig(_Frozen):
                 data["filters"] = filters
             if data.get("blocks") is None:
                 data["blocks"] = blocks
+            if data.get("window") is None:
+                data["window"] = 1 if tier == "video" else 0
         return data
+
+    @model_validator(mode="after")
+    def _window_only_for_video(self) -> GeneratorConfig:
+        if self.tier == "video" and self.window < 1:
+            raise ValueError("the video tier needs window >= 1 (k neighbours a side)")
+        if self.tier != "video" and self.window:
+            raise ValueError(f"the {self.tier} tier sees one frame; window applies to 'video'")
+        return self
 
 
 # (filters, blocks) of each tier, measured on 2 CPU cores (README, "Training benchmark"): the
 # fast tier is a plain stack of 3x3 convs 32 wide (14 % more multiply-adds per pixel than
 # ESPCN's 5x5/64 layout, 0.2 dB better for the same minutes), the quality tier 8 residual blocks 32 wide.
-TIER_DEFAULTS: dict[str, tuple[int, int]] = {"fast": (32, 3), "quality": (32, 8)}
+# The video tier defaults to the fast trunk's size, so the two compare at the same width and depth.
+TIER_DEFAULTS: dict[str, tuple[int, int]] = {"fast": (32, 3), "quality": (32, 8), "video": (32, 3)}
 
 
 class DiscriminatorConfig(_Frozen):

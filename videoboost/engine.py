@@ -19,13 +19,14 @@ The engine turns a ``predict`` callable (a model) into whole-frame upscaling:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from videoboost.align import iter_windows, still_window, window_of_channels
 from videoboost.config import EngineConfig
 from videoboost.errors import VideoBoostError
 
@@ -272,16 +273,37 @@ class Upscaler:
             float32 in about [0, 255] (unclipped: the engine clips once, at the end).
         scale: the model's integer upscaling factor.
         config: tile size, overlap, batch size and input limit.
+        window: ``k`` of a video-tier model, which takes ``2k + 1`` aligned frames stacked
+            along channels (:mod:`videoboost.align`); 0 (default) for a single-frame model.
+            :meth:`upscale_frames` then feeds each frame with its neighbours, and
+            :meth:`upscale_image` feeds a lone image as a repeated frame.
     """
 
-    def __init__(self, predict: Predict, scale: int, config: EngineConfig = EngineConfig()) -> None:
+    def __init__(
+        self,
+        predict: Predict,
+        scale: int,
+        config: EngineConfig = EngineConfig(),
+        *,
+        window: int = 0,
+    ) -> None:
         if scale < 1:
             raise ValueError(f"scale must be >= 1, got {scale}")
         if config.tile and config.overlap >= config.tile:
             raise ValueError(f"overlap ({config.overlap}) must be less than tile ({config.tile})")
+        if window < 0:
+            raise ValueError(f"window must be >= 0, got {window}")
         self.predict = predict
         self.scale = scale
         self.config = config
+        self.window = window
+
+    @property
+    def mode(self) -> str:
+        """What a lone image gets: said in logs and in the service's answers."""
+        if not self.window:
+            return "single-frame"
+        return f"video tier, window of {2 * self.window + 1} (a lone image is repeated)"
 
     def prepare_image(self, arr: Any) -> np.ndarray:
         """:func:`prepare_image` with this engine's ``max_input_pixels``."""
@@ -322,7 +344,20 @@ class Upscaler:
         Raises:
             InvalidImage, ImageTooLarge: from :func:`prepare_image`, before ``predict`` runs.
         """
-        lr = self.prepare_image(rgb)
+        lr = still_window(self.prepare_image(rgb), self.window)
+        return self._upscale_input(lr, height, postprocess)
+
+    def upscale_stack(
+        self, stack: np.ndarray, *, height: int | None = None, postprocess: PostProcess | None = None
+    ) -> np.ndarray:
+        """Upscale one model input as it is: ``(H, W, 3 * (2k + 1))`` uint8, an aligned window
+        (see :mod:`videoboost.align`); for a single-frame model the same as :meth:`upscale_image`
+        without its input checks."""
+        return self._upscale_input(stack, height, postprocess)
+
+    def _upscale_input(
+        self, lr: np.ndarray, height: int | None, postprocess: PostProcess | None
+    ) -> np.ndarray:
         if self._needs_tiling(*lr.shape[:2]):
             sr = self._upscale_tiled(lr)
         else:
@@ -379,15 +414,22 @@ class Upscaler:
         *,
         height: int | None = None,
         postprocess: PostProcess | None = None,
+        before: Sequence[Any] = (),
+        after: Sequence[Any] = (),
     ) -> Iterator[np.ndarray]:
         """Upscale a stream of frames lazily, batching frames of equal size.
 
         At most ``config.batch`` input frames are held (and read ahead) at a time; frames that
-        need tiling go one by one (their tiles are batched instead).
+        need tiling go one by one (their tiles are batched instead). A video-tier model
+        (``window`` k) reads ``k`` frames further ahead: each frame goes in with its aligned
+        neighbours (:func:`videoboost.align.iter_windows`: clip ends and scene cuts replicate).
 
         Args:
             frames: iterable of images (see :func:`prepare_image`), e.g. decoded video frames.
             height, postprocess: as in :meth:`upscale_image`.
+            before, after: up to ``window`` frames just before and after ``frames`` in the same
+                clip (a segment's context): neighbours only, not upscaled. With them a clip
+                upscaled in segments equals one pass. Ignored by single-frame models.
 
         Yields:
             One ``(H*scale, W*scale, 3)`` uint8 RGB frame (or the ``height`` size) per input,
@@ -402,8 +444,15 @@ class Upscaler:
             for one in sr:
                 yield self._finish(_to_uint8_once(one), height, postprocess)
 
-        for item in frames:
-            lr = self.prepare_image(item)
+        inputs: Iterable[np.ndarray] = (self.prepare_image(item) for item in frames)
+        if self.window:
+            inputs = iter_windows(
+                inputs,
+                self.window,
+                before=[self.prepare_image(f) for f in before],
+                after=[self.prepare_image(f) for f in after],
+            )
+        for lr in inputs:
             if self._needs_tiling(*lr.shape[:2]):
                 if pending:
                     yield from run()
@@ -447,7 +496,10 @@ def keras_predict(model: Any, *, value_range: float = 255.0) -> Predict:
         y = model(x * factor, training=False)
         return tf.cast(y, tf.float32) / factor
 
-    run = tf.function(call, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    channels = int(model.inputs[0].shape[-1]) if getattr(model, "inputs", None) else 3
+    run = tf.function(
+        call, input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)]
+    )
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return run(tf.convert_to_tensor(batch, tf.float32)).numpy()
@@ -483,6 +535,7 @@ __all__ = [
     "Upscaler",
     "apply_postprocess",
     "infer_scale",
+    "infer_window",
     "keras_predict",
     "plan_output",
     "prepare_image",
@@ -491,8 +544,16 @@ __all__ = [
 ]
 
 
+def infer_window(generator) -> int:
+    """``k`` of a Keras generator's input window (0 = a single-frame model), from its input
+    channels: ``3 * (2k + 1)``."""
+    channels = generator.inputs[0].shape[-1] if getattr(generator, "inputs", None) else 3
+    return window_of_channels(int(channels or 3))
+
+
 def infer_scale(generator) -> int:
     """The integer upscale factor of a Keras generator, measured on an 8x8 input (no metadata
     to trust)."""
-    out = generator(np.zeros((1, 8, 8, 3), np.float32), training=False)
+    c = 3 * (2 * infer_window(generator) + 1)
+    out = generator(np.zeros((1, 8, 8, c), np.float32), training=False)
     return int(out.shape[1]) // 8
