@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "CUT_MAD",
+    "align_stack",
     "align_to",
     "flow_between",
     "is_cut",
@@ -137,6 +138,12 @@ def stack_window(frames: Sequence[np.ndarray], order: Sequence[int], centre: int
     c = frames[centre]
     parts = [c if j == centre else align_to(c, frames[j]) for j in order]
     return np.concatenate(parts, axis=-1)
+
+
+def align_stack(centre: np.ndarray, neighbours: Sequence[np.ndarray]) -> np.ndarray:
+    """A window from a centre frame and its neighbours already in stacking order (-1, +1, -2,
+    +2, ...; e.g. a dataset's stored ones): each neighbour aligned, all stacked, centre first."""
+    return np.concatenate([centre, *(align_to(centre, n) for n in neighbours)], axis=-1)
 
 
 def still_window(rgb: np.ndarray, k: int) -> np.ndarray:

@@ -37,6 +37,14 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
         "fixed degradation below",
     )
     p.add_argument("--variants", type=int, default=None, help="LR variants per frame (real: 6)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        choices=[0, 1, 2],
+        help="also store each frame's k neighbours a side for the video tier (videos: adjacent "
+        "frames; stills: synthetic camera motion); 0 = off",
+    )
     p.add_argument("--degrade", choices=["bicubic", "area"], default="bicubic")
     p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (HR px)")
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise sigma (grey levels)")
@@ -66,6 +74,7 @@ def dataset_config_from_args(args: argparse.Namespace):
             every=args.every, max_frames=args.max_frames, dedupe_threshold=args.dedupe
         ),
         min_lr_side=args.min_side,
+        window=getattr(args, "window", 0),
         val_fraction=args.val_fraction,
         seed=args.seed,
     )
@@ -85,6 +94,9 @@ def print_dataset(info) -> None:
         if d.profile == "real":
             print(f"  profile real: the clean LR and {d.real.variants} coded LR variants per frame "
                   f"(clean share {d.real.clean_share:.0%} of crops)")  # fmt: skip
+        if load_config(info.path).window:
+            print(f"  windows: {load_config(info.path).window} neighbour(s) a side per frame "
+                  "(video tier)")  # fmt: skip
     for s in info.sources:
         if s.skipped:
             print(f"  SKIPPED {s.path}: {s.skipped}", file=sys.stderr)
@@ -223,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a generator; log to MLflow; register it")
     t.add_argument("--dataset", help="a dataset folder from `videoboost dataset build`")
-    t.add_argument("--tier", choices=["fast", "quality"], default=None)
+    t.add_argument("--tier", choices=["fast", "quality", "video"], default=None,
+                   help="video: a window of 2k+1 aligned frames (needs a dataset built with "
+                   "--window); fast/quality: one frame")  # fmt: skip
     t.add_argument("--scale", type=int, choices=[2, 3, 4, 5], default=None,
                    help="must match the dataset (default: the dataset's)")  # fmt: skip
     t.add_argument("--epochs", type=int, default=None, help="pixel-loss (phase 1) epochs")

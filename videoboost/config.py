@@ -165,6 +165,13 @@ class DatasetConfig(_Frozen):
         description="Share held out for validation: the last part (in time) of each video, and "
         "that share of the stills of a folder (chosen by content hash, so stable).",
     )
+    window: int = Field(
+        0,
+        ge=0,
+        le=2,
+        description="Also store each frame's k neighbours a side (video: the adjacent frames; "
+        "stills: synthetic camera motion), degraded like the frame, for the video tier; 0 = off.",
+    )
     shard_frames: int = Field(16, ge=1, description="Frames per npz shard.")
     min_frame_std: float = Field(
         2.0, ge=0, description="Reject near-constant HR frames (grey levels)."

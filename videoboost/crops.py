@@ -53,6 +53,7 @@ class CropPlan:
     entry_starts: np.ndarray | None = None  # (n,) frame i's first LR entry (its clean LR)
     entry_counts: np.ndarray | None = None  # (n,) 1 + frame i's variants
     clean_share: float = 1.0  # share of crops cut from the clean LR of a frame with variants
+    channels: int = 3  # LR channels: 3, or 3 * (2k + 1) for the video tier's aligned windows
 
     @classmethod
     def from_frames(
@@ -68,7 +69,10 @@ class CropPlan:
         clean_share: float = 0.0,
     ) -> CropPlan:
         """Args:
-            frames: ``[(lr, hr), ...]`` uint8 RGB, ``hr`` exactly ``scale`` times ``lr``.
+            frames: ``[(lr, hr), ...]`` uint8 RGB, ``hr`` exactly ``scale`` times ``lr``; for
+                the video tier ``lr`` is an aligned window stacked along channels, ``(h, w,
+                3 * (2k + 1))`` centre first (:mod:`videoboost.align`), the same for every
+                frame, and ``hr`` is the centre frame's.
             groups: the sampling unit of each frame (e.g. its source); units are drawn with
                 equal probability, then a frame within the unit.
             scale: HR/LR side ratio.
@@ -89,8 +93,9 @@ class CropPlan:
             raise ValueError("no frames to crop from")
         if len(groups) != len(frames):
             raise ValueError(f"{len(groups)} groups for {len(frames)} frames")
+        channels = frames[0][0].shape[-1]
         for i, (lr, hr) in enumerate(frames):
-            if lr.ndim != 3 or lr.shape[2] != 3 or hr.shape != (
+            if lr.ndim != 3 or lr.shape[2] != channels or channels % 3 or hr.shape != (
                 lr.shape[0] * scale, lr.shape[1] * scale, 3
             ):  # fmt: skip
                 raise ValueError(f"frame {i}: HR {hr.shape} is not x{scale} of LR {lr.shape}")
@@ -131,6 +136,7 @@ class CropPlan:
             entry_starts=np.concatenate([[0], np.cumsum(counts_e)[:-1]]).astype(np.int64),
             entry_counts=counts_e,
             clean_share=float(clean_share),
+            channels=int(channels),
         )
 
     @property
@@ -142,12 +148,12 @@ class CropPlan:
         return len(self.unit_counts)
 
 
-def _window(tf, flat, offset, width, y, x, side):
-    """``(side, side, 3)`` window at ``(y, x)`` of the frame at ``offset`` in ``flat``."""
+def _window(tf, flat, offset, width, y, x, side, channels=3):
+    """``(side, side, channels)`` window at ``(y, x)`` of the frame at ``offset`` in ``flat``."""
     rows = tf.range(side, dtype=tf.int64)
-    cols = tf.range(side * 3, dtype=tf.int64)  # x and channel interleaved, as stored
-    index = offset + ((y + rows)[:, None] * width + x) * 3 + cols[None, :]
-    return tf.reshape(tf.gather(flat, index), (side, side, 3))
+    cols = tf.range(side * channels, dtype=tf.int64)  # x and channel interleaved, as stored
+    index = offset + ((y + rows)[:, None] * width + x) * channels + cols[None, :]
+    return tf.reshape(tf.gather(flat, index), (side, side, channels))
 
 
 def make_tf_dataset(
@@ -202,7 +208,7 @@ def make_tf_dataset(
         for a in range(_ATTEMPTS):
             y = tf.minimum(tf.cast(r[2 + 2 * a] * tf.cast(h - p + 1, tf.float32), tf.int64), h - p)
             x = tf.minimum(tf.cast(r[3 + 2 * a] * tf.cast(w - p + 1, tf.float32), tf.int64), w - p)
-            lr = _window(tf, lr_flat, lr_off[entry], w, y, x, p)
+            lr = _window(tf, lr_flat, lr_off[entry], w, y, x, p, plan.channels)
             std = tf.math.reduce_std(tf.cast(lr, tf.float32))
             if best is None:
                 best = (y, x, lr, std >= min_std)
@@ -226,7 +232,7 @@ def make_tf_dataset(
                 lambda: (tf.image.flip_left_right(lr), tf.image.flip_left_right(hr)),
                 lambda: (lr, hr),
             )
-        lr = tf.ensure_shape(lr, (p, p, 3))
+        lr = tf.ensure_shape(lr, (p, p, plan.channels))
         hr = tf.ensure_shape(hr, (p * s, p * s, 3))
         if meta:
             return lr, hr, tf.stack([frame, y, x, k, entry - entry_starts[frame]])

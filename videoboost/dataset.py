@@ -54,8 +54,15 @@ from videoboost.shards import (
     load_info,
     load_manifest,
     variant_key,
+    window_key,
 )
 from videoboost.sources import held_out_hashes, source_hash
+from videoboost.windows import (
+    degrade_window,
+    real_window_variants,
+    synthetic_motion,
+    video_windows,
+)
 
 __all__ = [
     "DatasetInfo",
@@ -147,7 +154,11 @@ class _ShardWriter:
         self.count = 0
 
     def add(
-        self, lr: np.ndarray, hr: np.ndarray, variants: np.ndarray | None = None
+        self,
+        lr: np.ndarray,
+        hr: np.ndarray,
+        variants: np.ndarray | None = None,
+        window: np.ndarray | None = None,
     ) -> tuple[str, int]:
         name = f"{self.split}-{self.count // self.size:05d}.npz"
         index = self.count % self.size
@@ -155,6 +166,8 @@ class _ShardWriter:
         self.arrays[frame_key("hr", index)] = hr
         if variants is not None:
             self.arrays[variant_key(index)] = variants
+        if window is not None:
+            self.arrays[window_key(index)] = window
         self.count += 1
         if index == self.size - 1:
             self.flush()
@@ -318,8 +331,22 @@ def _write(
             val_stills = _val_stills(path, cfg.val_fraction)
         # A bar in a terminal; in a log one line per source (not carriage-return frames).
         bar = progress_bar(desc=path.name, unit="frame", enabled=progress, leave=not is_terminal())
+
+        def zone(
+            index: int, boundary=boundary, gap=gap, timed=report.split == "time"
+        ) -> str | None:
+            if not timed:
+                return "train"
+            if boundary - gap <= index < boundary:
+                return None  # the gap: no window reaches across the split
+            return "val" if index >= boundary else "train"
+
         try:
-            for frame in iter_source(path, cfg.sampling):
+            if cfg.window and report.kind == "video":
+                stream = video_windows(path, cfg.sampling, cfg.window, zone)
+            else:
+                stream = ((f, None, None) for f in iter_source(path, cfg.sampling))
+            for frame, neighbours, used in stream:
                 bar.update(1)
                 if report.split == "time":
                     if boundary - gap <= frame.index < boundary:
@@ -329,7 +356,9 @@ def _write(
                     split = "val" if frame.index in val_stills else "train"
                 else:
                     split = "train"
-                row = _add_frame(frame, report, split, src_idx, cfg, writers[split])
+                row = _add_frame(
+                    frame, report, split, src_idx, cfg, writers[split], neighbours, used
+                )
                 if row is not None:
                     rows.append(row)
                     report.frames_used += 1
@@ -353,26 +382,47 @@ def _write(
 
 
 def _add_frame(
-    frame: Frame, report: SourceReport, split: str, src_idx: int, cfg: DatasetConfig, writer
+    frame: Frame,
+    report: SourceReport,
+    split: str,
+    src_idx: int,
+    cfg: DatasetConfig,
+    writer,
+    neighbours: dict[int, np.ndarray] | None = None,
+    used: dict[int, int] | None = None,
 ) -> dict | None:
     """Mod-crop, degrade and store one frame; its manifest row, or None when it is unusable.
 
     Near-constant frames (black, fades, letterbox-only) teach the model nothing and would be
-    refused by validation, so they are dropped here.
+    refused by validation, so they are dropped here. With ``cfg.window``, the frame's
+    neighbours in time (``neighbours``, a video's; None for a still, which gets synthetic
+    motion) are degraded like it and stored beside it (:mod:`videoboost.windows`).
     """
     hr = mod_crop(frame.rgb, cfg.scale)
     if min(hr.shape[:2]) // cfg.scale < cfg.min_lr_side or float(hr.std()) < cfg.min_frame_std:
         return None
     rng = np.random.default_rng([cfg.seed, src_idx, frame.index])
     lr = degrade(hr, cfg.degrade, rng)
+    window = None
+    if cfg.window:
+        if neighbours is None:  # a still: a camera moving over it
+            motion_rng = np.random.default_rng([cfg.seed, src_idx, frame.index, 2])
+            neighbours = synthetic_motion(hr, cfg.window, cfg.scale, motion_rng)
+            used = {}
+        else:
+            neighbours = {d: mod_crop(n, cfg.scale) for d, n in neighbours.items()}
+        window = degrade_window(hr, neighbours, cfg.degrade, [cfg.seed, src_idx, frame.index])[None]
     variants, recipes = None, []
     if cfg.degrade.profile == "real":
         # A stream of its own per frame: the variants do not depend on the clean LR's draws.
-        variants, recipes = real_variants(
-            hr, cfg.degrade, np.random.default_rng([cfg.seed, src_idx, frame.index, 1])
-        )
+        vrng = np.random.default_rng([cfg.seed, src_idx, frame.index, 1])
+        if window is not None:
+            variants, nbrs, recipes = real_window_variants(hr, neighbours, cfg.degrade, vrng)
+            window = np.concatenate([window, nbrs])
+        else:
+            variants, recipes = real_variants(hr, cfg.degrade, vrng)
     digest = hashlib.sha1(hr.tobytes()).hexdigest()
-    shard, idx = writer.add(lr, hr, variants)
+    shard, idx = writer.add(lr, hr, variants, window)
     return {
         "frame_id": digest[:16],
         "source": Path(report.path).name,
@@ -395,6 +445,15 @@ def _add_frame(
         "shard_index": idx,
         "variants": 0 if variants is None else len(variants),
         "recipes": "; ".join(recipes),
+        # Which frames the window holds: "-1:11 +1:13" (replicated ones repeat an index),
+        # "synthetic" for a still's camera motion, empty without windows.
+        "window": (
+            ""
+            if window is None
+            else " ".join(f"{d:+d}:{j}" for d, j in used.items())
+            if used
+            else "synthetic"
+        ),
     }
 
 

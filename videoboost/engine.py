@@ -348,7 +348,11 @@ class Upscaler:
         return self._upscale_input(lr, height, postprocess)
 
     def upscale_stack(
-        self, stack: np.ndarray, *, height: int | None = None, postprocess: PostProcess | None = None
+        self,
+        stack: np.ndarray,
+        *,
+        height: int | None = None,
+        postprocess: PostProcess | None = None,
     ) -> np.ndarray:
         """Upscale one model input as it is: ``(H, W, 3 * (2k + 1))`` uint8, an aligned window
         (see :mod:`videoboost.align`); for a single-frame model the same as :meth:`upscale_image`

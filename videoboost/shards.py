@@ -7,7 +7,8 @@ its degraded LR twin::
     manifest.csv              one row per frame (source, frame, split, shapes, stats, hash, shard)
     shards/train-00000.npz    lr_0000 (h, w, 3) uint8, hr_0000 (s*h, s*w, 3) uint8, lr_0001, ...
                               and, for the ``real`` profile, lrv_0000 (k, h, w, 3) uint8: the
-                              frame's k degraded LR variants (``lr_`` stays the clean shrink)
+                              frame's k degraded LR variants (``lr_`` stays the clean shrink),
+                              and with ``window`` set, lrw_0000: its neighbours in time
     shards/val-00000.npz
     validation.json, gx/      the Great Expectations result and its Data Docs
 
@@ -39,7 +40,7 @@ DOCS = Path("gx/uncommitted/data_docs/local_site/index.html")  # relative to the
 MANIFEST_COLUMNS = [
     "frame_id", "source", "source_kind", "frame_index", "split", "lr_h", "lr_w", "hr_h",
     "hr_w", "channels", "dtype", "scale", "lr_mean", "lr_std", "hr_mean", "hr_std",
-    "content_hash", "shard", "shard_index", "variants", "recipes",
+    "content_hash", "shard", "shard_index", "variants", "recipes", "window",
 ]  # fmt: skip
 
 
@@ -81,6 +82,31 @@ def frame_key(kind: str, index: int) -> str:
 def variant_key(index: int) -> str:
     """Name of frame ``index``'s stacked LR variants (``real`` profile) inside its shard."""
     return f"lrv_{index:04d}"
+
+
+def window_key(index: int) -> str:
+    """Name of frame ``index``'s window neighbours inside its shard: ``(1 + variants, 2k, h, w,
+    3)`` uint8, per LR entry (the clean shrink, then each variant) its neighbours in stacking
+    order (-1, +1, -2, +2, ...; see :mod:`videoboost.windows`)."""
+    return f"lrw_{index:04d}"
+
+
+def iter_windows(
+    path: str | Path, rows: pd.DataFrame
+) -> Iterator[tuple[pd.Series, np.ndarray | None]]:
+    """``(row, neighbours)`` per manifest row (see :func:`window_key`), or None without them."""
+    root = Path(path)
+    for shard, group in rows.groupby("shard", sort=False):
+        with np.load(root / "shards" / shard) as z:
+            for _, row in group.iterrows():
+                key = window_key(int(row.shard_index))
+                yield row, (z[key] if key in z.files else None)
+
+
+def load_windows(path: str | Path, rows: pd.DataFrame) -> list[np.ndarray | None]:
+    """The window neighbours of ``rows`` (see :func:`iter_windows`), in the order of ``rows``."""
+    by_label = {row.name: v for row, v in iter_windows(path, rows)}
+    return [by_label[label] for label in rows.index]
 
 
 def centre_pair(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:

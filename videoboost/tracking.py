@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from videoboost import state
+from videoboost.align import still_window
 from videoboost.engine import infer_scale
 from videoboost.errors import ModelNotFound, StoreUnavailable, VideoBoostError
 from videoboost.version_card import ML_VIEW
@@ -191,13 +192,15 @@ def _fix_keras_input_example() -> None:
     keras_save._save_example = save_example
 
 
-def signature():
+def signature(channels: int = 3):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
     # H and W free: the generator is fully convolutional (infer_signature would pin them).
-    spec = TensorSpec(np.dtype("float32"), (-1, -1, -1, 3))
-    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
+    # A video-tier generator takes an aligned window, 3 * (2k + 1) channels.
+    spec_in = TensorSpec(np.dtype("float32"), (-1, -1, -1, channels))
+    spec_out = TensorSpec(np.dtype("float32"), (-1, -1, -1, 3))
+    return ModelSignature(inputs=Schema([spec_in]), outputs=Schema([spec_out]))
 
 
 def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
@@ -214,7 +217,7 @@ def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
         return mlflow.keras.log_model(
             generator,
             name="generator",
-            signature=signature(),
+            signature=signature(int(input_example.shape[-1])),
             input_example=input_example.astype(np.float32),
             pip_requirements=PIP_REQUIREMENTS,
             metadata={k: str(v) for k, v in meta.items()},
@@ -508,7 +511,10 @@ def train_run(
             }
             mv = _registered_from(client, run_id)  # killed after registering, before the tag
             if mv is None:
-                model_info = log_generator(result.generator, meta, lr[None, :16, :16])
+                example = still_window(lr[:16, :16], cfg.generator.window)
+                if cfg.generator.window:
+                    meta["window"] = cfg.generator.window
+                model_info = log_generator(result.generator, meta, example[None])
                 mv = register(model_info.model_uri, {k: meta[k] for k in VERSION_TAGS})
             version = str(mv.version)
             if not mv.description:  # a resumed run may already have written it

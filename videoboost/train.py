@@ -28,13 +28,21 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from videoboost.align import align_stack
 from videoboost.compare import comparison_image
 from videoboost.config import DEFAULT_PATIENCE, DEFAULT_PRETRAIN_EPOCHS, TrainConfig
 from videoboost.crops import CropPlan, make_tf_dataset
 from videoboost.degrade import upscale_bicubic
 from videoboost.errors import VideoBoostError
 from videoboost.metrics import psnr_y, ssim_y
-from videoboost.shards import centre_pair, load_config, load_frames, load_info, load_variants
+from videoboost.shards import (
+    centre_pair,
+    load_config,
+    load_frames,
+    load_info,
+    load_variants,
+    load_windows,
+)
 
 # Keys logged every epoch; MLflow and the CLI table use exactly these names.
 EPOCH_KEYS = (
@@ -108,7 +116,8 @@ def learning_rate_schedule(initial: float, warmup: int, total_steps: int, minimu
 
 
 def predict_frame(generator, lr: np.ndarray) -> np.ndarray:
-    """Run the generator on one RGB uint8 frame; returns RGB uint8 ``(H*s, W*s, 3)``."""
+    """Run the generator on one RGB uint8 frame (a video-tier model: one aligned window);
+    returns RGB uint8 ``(H*s, W*s, 3)``."""
     out = generator(lr[None].astype(np.float32), training=False)
     return np.clip(np.rint(np.asarray(out)[0]), 0, 255).astype(np.uint8)
 
@@ -122,7 +131,8 @@ class WholeFrameValidation(keras.callbacks.Callback):
     def __init__(self, frames: list[tuple[np.ndarray, np.ndarray]], scale: int):
         super().__init__()
         self.frames, self.scale = frames, scale
-        bicubic = [upscale_bicubic(lr, scale) for lr, _ in frames]
+        # lr[..., :3]: a video-tier window's centre frame (the frame itself otherwise).
+        bicubic = [upscale_bicubic(lr[..., :3], scale) for lr, _ in frames]
         self.bic_psnr = float(
             np.mean([psnr_y(b, hr, scale) for b, (_, hr) in zip(bicubic, frames, strict=True)])
         )
@@ -171,7 +181,7 @@ class SampleImages(keras.callbacks.Callback):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         lr, hr = self.validation.frames[0]
-        img = comparison_image(lr, self.validation.last_sr, hr)
+        img = comparison_image(lr[..., :3], self.validation.last_sr, hr)
         self.latest = sample_path(self.folder, epoch + 1)
         cv2.imwrite(str(self.latest), img[..., ::-1])
 
@@ -423,7 +433,7 @@ def _train_in_scope(
     discriminator = build_discriminator(cfg.discriminator)
     model = SRGAN(generator, discriminator)
     # Built before any weights are loaded into them (warm start, resume).
-    sample_lr = np.zeros((1, 8, 8, 3), np.float32)
+    sample_lr = np.zeros((1, 8, 8, 3 * (2 * cfg.generator.window + 1)), np.float32)
     discriminator(generator(sample_lr))
     if init is not None:
         warm_start(generator, init)
@@ -552,13 +562,39 @@ def validation_frames(
     epoch it picks) weighs both kinds of input.
     """
     frames, rows = load_frames(dataset_dir, "val", limit=cfg.val_frames)
+    k = cfg.generator.window
+    windows = _dataset_windows(dataset_dir, rows, k)
+    picks = [0] * len(frames)  # LR entry of each frame: 0 the clean shrink, j its variant j
     if load_config(dataset_dir).degrade.profile == "real":
         variants = load_variants(dataset_dir, rows)
+        for i, v in enumerate(variants):
+            if v is not None and len(v) and i % 2:
+                picks[i] = 1 + (i // 2) % len(v)
+                frames[i] = (v[picks[i] - 1], frames[i][1])
+    if windows is not None:
         frames = [
-            (v[(i // 2) % len(v)], hr) if v is not None and len(v) and i % 2 else (lr, hr)
-            for i, ((lr, hr), v) in enumerate(zip(frames, variants, strict=True))
+            (align_stack(lr, w[picks[i], : 2 * k]), hr)
+            for i, ((lr, hr), w) in enumerate(zip(frames, windows, strict=True))
         ]
     return [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in frames]
+
+
+def _dataset_windows(dataset_dir: str | Path, rows, k: int) -> list[np.ndarray] | None:
+    """The stored window neighbours of ``rows`` for a video-tier model of ``k`` (None when
+    ``k`` is 0: a single-frame model ignores them).
+
+    Raises:
+        VideoBoostError: the dataset holds no windows, or narrower ones than ``k``.
+    """
+    if not k:
+        return None
+    have = load_config(dataset_dir).window
+    if have < k:
+        raise VideoBoostError(
+            f"dataset {dataset_dir} stores windows of {have} neighbour(s) a side, the video "
+            f"tier needs {k}; rebuild it with `videoboost dataset build --window {k}`"
+        )
+    return load_windows(dataset_dir, rows)
 
 
 def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
@@ -579,6 +615,18 @@ def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
     # shrink at the profile's clean share.
     degrade_cfg = load_config(dataset_dir).degrade
     variants = load_variants(dataset_dir, rows) if degrade_cfg.profile == "real" else None
+    k = cfg.generator.window
+    windows = _dataset_windows(dataset_dir, rows, k)
+    if windows is not None:
+        # The video tier crops aligned windows: align every LR entry (clean and each variant)
+        # once here, on whole frames as inference does, then crop the stacks in the graph.
+        for i in keep:
+            lr, hr = frames[i]
+            frames[i] = (align_stack(lr, windows[i][0, : 2 * k]), hr)
+            if variants is not None and variants[i] is not None:
+                variants[i] = np.stack(
+                    [align_stack(v, windows[i][1 + j, : 2 * k]) for j, v in enumerate(variants[i])]
+                )
     return CropPlan.from_frames(
         [frames[i] for i in keep],
         [groups[i] for i in keep],
