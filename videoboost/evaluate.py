@@ -11,7 +11,11 @@ see the same frames.
 **Tracks** (``BenchmarkConfig.tracks``): the same frames as different kinds of input. ``clean``
 is the shrink above; ``h264_crfNN`` codes that shrink with libx264 at CRF NN (yuv420p; a video's
 runs of consecutive frames as clips, so P/B-frames are scored as in a real file; a still as one
-frame); ``jpeg_qNN`` codes it as JPEG at quality NN. Every track is scored against bicubic of the
+frame); ``jpeg_qNN`` codes it as JPEG at quality NN; ``video`` is the video sources alone, each
+run coded as an H.264 clip at CRF 23 and scored clip by clip (``bench_psnr_gain_video``): what
+a video-tier model, which sees each frame's neighbours, is for; single-frame models score on the
+same frames. It stays out of ``bench_psnr_mean`` (the H.264 tracks already hold those frames).
+Every track is scored against bicubic of the
 same (coded) input. The clean track keeps the historical keys (``bench_psnr_gain``, ...); a coded
 track adds its name (``bench_psnr_gain_h264_crf30``, ...), and ``bench_psnr_mean`` /
 ``bench_psnr_gain_mean`` average over all tracks (what promotion compares).
@@ -53,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from videoboost import state
+from videoboost.align import align_stack
 from videoboost.compare import detail_corners, side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig, EngineConfig, parse_track
 from videoboost.degrade import (
@@ -74,7 +79,7 @@ from videoboost.frames import (
 from videoboost.metrics import flicker, psnr_y, ssim_y
 from videoboost.sources import DEFAULT_SOURCES, source_hash
 
-FORMAT_VERSION = 3  # 3: coded tracks
+FORMAT_VERSION = 4  # 3: coded tracks; 4: the video track
 PSNR_CAP = 100.0
 OUTPUT_720P = (720, 1280)  # (height, width) of the throughput measurement's output
 
@@ -89,6 +94,7 @@ METRIC_KEYS = (
     "bench_fps_720p",
 )
 CLEAN = "clean"
+VIDEO = "video"  # the video sources as clips (see the module doc); outside the mean over tracks
 # Per-track keys: the clean track's are METRIC_KEYS' first seven, a coded track's add its name.
 _TRACK_BASES = METRIC_KEYS[:7]
 TRACK_CODINGS = {"count": 0}  # coded tracks built in this process (the cache test reads it)
@@ -180,6 +186,7 @@ class Benchmark:
         items = tuple(
             BenchItem(i.name, i.kind, i.content_hash, i.coded[name], i.hr, i.runs)
             for i in self.items
+            if name in i.coded  # the video track holds the video sources only
         )
         return dataclasses.replace(self, items=items)
 
@@ -344,7 +351,11 @@ def build_benchmark(
             raise SourceError(f"{path}: frames of {hr[0].shape[1]}x{hr[0].shape[0]} are too small")
         lr = [degrade(f, degrade_cfg) for f in hr]
         item = BenchItem(path.name, kind, digest, np.stack(lr), np.stack(hr), runs)
-        coded = {t: code_track(item, t) for t in cfg.tracks if t != CLEAN}
+        coded = {
+            t: code_track(item, t)
+            for t in cfg.tracks
+            if t != CLEAN and (t != VIDEO or kind == "video")
+        }
         items.append(dataclasses.replace(item, coded=coded))
     bench = Benchmark(
         version, scale, tuple(items), folder, config, False, tuple(folder_hashes), cfg.tracks
@@ -363,7 +374,7 @@ def code_track(item: BenchItem, track: str) -> np.ndarray:
     TRACK_CODINGS["count"] += 1
     if kind == "jpeg":
         return np.stack([jpeg_roundtrip(f, level) for f in item.lr])
-    if kind == "h264":
+    if kind in ("h264", "video"):
         parts = [h264_roundtrip(item.lr[r], level) for r in item.run_slices()]
         return np.concatenate(parts)
     raise ValueError(f"{track}: the clean track is not coded")
@@ -636,12 +647,22 @@ def measure_fps(
     s = upscaler.scale
     h, w = OUTPUT_720P[0] // s, OUTPUT_720P[1] // s
     lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    # A video-tier frame costs its model call plus aligning its 2k neighbours (moved copies,
+    # so the flow has motion to find); that is the steady per-frame cost of a stream.
+    neighbours = [np.roll(lr, (d, 2 * d), (0, 1)) for d in range(1, 2 * upscaler.window + 1)]
+
+    def one() -> None:
+        if upscaler.window:
+            upscaler.upscale_stack(align_stack(lr, neighbours))
+        else:
+            upscaler.upscale_image(lr)
+
     for _ in range(cfg.fps_warmup):
-        upscaler.upscale_image(lr)
+        one()
     seconds = []
     for _ in range(cfg.fps_runs):
         t0 = time.perf_counter()
-        upscaler.upscale_image(lr)
+        one()
         seconds.append(time.perf_counter() - t0)
     info = {
         "input": f"{w}x{h}",
@@ -668,6 +689,14 @@ def _sample_index(bench: Benchmark) -> int:
     return 0
 
 
+def _item_outputs(upscaler: Upscaler, item: BenchItem) -> list[np.ndarray]:
+    """A model's outputs for one source: a video's runs as clips (a video-tier model then sees
+    each frame's neighbours), a still (or any source for a single-frame model) frame by frame."""
+    if upscaler.window and item.kind == "video":
+        return [sr for r in item.run_slices() for sr in upscaler.upscale_frames(item.lr[r])]
+    return [upscaler.upscale_image(lr) for lr in item.lr]
+
+
 def evaluate(
     predict: Predict,
     scale: int,
@@ -677,8 +706,13 @@ def evaluate(
     model: str = "",
     version: str | None = None,
     engine: EngineConfig = EngineConfig(),
+    window: int = 0,
 ) -> Report:
     """Score a ``predict`` function on the benchmark, whole frames through the tiling engine.
+
+    A video-tier model (``window`` k > 0) sees each video run as a clip, every frame with its
+    aligned neighbours (the run's ends replicate), and a still as a repeated frame; its 720p
+    throughput includes the alignment of ``2k`` neighbours per frame.
 
     Args:
         predict: ``(N, h, w, 3)`` float32 RGB in [0, 255] -> ``(N, h*s, w*s, 3)`` float32
@@ -694,14 +728,16 @@ def evaluate(
     """
     if scale != bench.scale:
         raise ValueError(f"the model is x{scale} but the benchmark is x{bench.scale}")
-    upscaler = Upscaler(predict, scale, engine)
+    upscaler = Upscaler(predict, scale, engine, window=window)
     metrics: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     track_rows: dict[str, list[dict[str, Any]]] = {}
     outputs_of: dict[str, list[list[np.ndarray]]] = {}
     for track in bench.tracks:
         view = bench.track(track)
-        outputs = [[upscaler.upscale_image(lr) for lr in item.lr] for item in view.items]
+        if not view.items:  # the video track of a benchmark of stills
+            continue
+        outputs = [_item_outputs(upscaler, item) for item in view.items]
         scores, per_source = score_outputs(view, outputs)
         metrics.update({track_key(key, track): v for key, v in scores.items()})
         if track == CLEAN:
@@ -709,16 +745,17 @@ def evaluate(
         else:
             track_rows[track] = per_source
         outputs_of[track] = outputs
-    metrics["bench_psnr_mean"] = _mean([metrics[track_key("bench_psnr", t)] for t in bench.tracks])
+    averaged = [t for t in bench.tracks if t != VIDEO]
+    metrics["bench_psnr_mean"] = _mean([metrics[track_key("bench_psnr", t)] for t in averaged])
     metrics["bench_psnr_gain_mean"] = _mean(
-        [metrics[track_key("bench_psnr_gain", t)] for t in bench.tracks]
+        [metrics[track_key("bench_psnr_gain", t)] for t in averaged]
     )
     fps_info: dict[str, Any] = {}
     measured = measure_fps(upscaler, cfg)
     if measured is not None:
         metrics["bench_fps_720p"], fps_info = measured
     k = _sample_index(bench)
-    shown = _sample_track(bench.tracks)
+    shown = _sample_track([t for t in bench.tracks if t != VIDEO])
     item = bench.track(shown).items[k]
     sample = {
         "lr": item.lr[0],
@@ -750,7 +787,7 @@ def evaluate_keras(
     version: str | None = None,
 ) -> Report:
     """:func:`evaluate` for a Keras generator (the project's I/O contract: [0, 255] in and out)."""
-    from videoboost.engine import infer_scale, keras_predict, set_tf_threads
+    from videoboost.engine import infer_scale, infer_window, keras_predict, set_tf_threads
 
     set_tf_threads(cfg.threads)
     return evaluate(
@@ -760,6 +797,7 @@ def evaluate_keras(
         cfg,
         model=model,
         version=version,
+        window=infer_window(generator),
     )
 
 

@@ -248,6 +248,8 @@ def track_label(track: str) -> str:
         return f"H.264 CRF {m[1]}"
     if m and m[2]:
         return f"JPEG q{m[2]}"
+    if track == "video":
+        return "video clips (CRF 23)"
     return track
 
 
