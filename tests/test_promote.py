@@ -90,7 +90,7 @@ def test_first_passing_model_becomes_champion_and_a_better_one_replaces_it(store
     assert set(cand) == set(champ) and set(METRIC_KEYS) <= set(cand)
     # Both were scored on every track; the card's per-track table shows them side by side.
     assert {f"bench_psnr_gain_{t}" for t in BENCH_FPS.tracks[1:]} <= set(cand)
-    assert "| | clean | H.264 CRF 23 | H.264 CRF 30 | JPEG q50 | mean |" in text
+    assert "| | clean | H.264 CRF 23 | H.264 CRF 30 | JPEG q50 | video clips (CRF 23) |" in text
     assert f"| **vs champion v{good}** |" in text
     # The replaced champion's card says so, dated; its own promotion stays on record.
     old = _description(good)
@@ -329,3 +329,23 @@ def test_every_version_card_states_its_decision_and_agrees_with_the_aliases(stor
         assert _claims(version) == held, f"version {version}: {parse(text)['Status']}"
     # The newest card that says "champion again" is the version the alias points at.
     assert "restored" in _tags(current["champion"]).values()
+
+
+def test_a_video_tier_candidate_is_scored_on_the_champions_tracks(store, clip):
+    """A video-tier candidate (a window of 3 frames) against a single-frame champion: both are
+    scored on the same benchmark and tracks, the video track included, and the gate decides
+    on those same numbers."""
+    champion = toys.register(toys.generator(0.5))
+    assert _promote(champion, clip).decision == "promoted"
+    candidate = toys.register(toys.video_generator(1.0))
+    result = _promote(candidate, clip)
+    cand, champ = result.candidate_report.metrics, result.champion_report.metrics
+    assert set(cand) == set(champ)
+    assert "bench_psnr_gain_video" in cand and "video" in result.candidate_report.tracks
+    # The gate's per-track deltas are the reports' own: the decision follows from them.
+    for track in result.candidate_report.tracks:
+        key = "bench_psnr" if track == "clean" else f"bench_psnr_{track}"
+        assert f"{track} {cand[key] - champ[key]:+.2f}" in result.summary()
+    mean_delta = cand["bench_psnr_mean"] - champ["bench_psnr_mean"]
+    assert result.decision == ("promoted" if mean_delta > 0.05 else "rejected")
+    assert "video clips (CRF 23)" in _description(candidate)

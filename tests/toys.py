@@ -60,6 +60,25 @@ def generator(alpha: float = 1.0, scale: int = SCALE):
     return gen
 
 
+def video_generator(alpha: float = 1.0, scale: int = SCALE):
+    """A toy video-tier generator (window of 3): the trained toy's weights, its first
+    convolution spread evenly over the three aligned frames, so it averages the window (what
+    lets a video model see through codec noise) and is otherwise the fast toy."""
+    from models.networks import build_generator
+
+    fast = generator(alpha, scale)
+    gen = build_generator(GeneratorConfig(tier="video", filters=FILTERS, scale=scale))
+    for layer in fast.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if layer.name == "conv0":
+            kernel, bias = weights
+            weights = [np.concatenate([kernel / 3] * 3, axis=2), bias]
+        gen.get_layer(layer.name).set_weights(weights)
+    return gen
+
+
 @functools.cache
 def _template_db() -> Path:
     """An empty, migrated MLflow SQLite database (migrations take seconds; copying does not)."""
@@ -92,6 +111,9 @@ def register(gen, scale: int | None = None, dataset: dict | None = None) -> str:
     with mlflow.start_run(experiment_id=experiment_id):
         if dataset is not None:
             mlflow.log_dict(dataset, "dataset/dataset.json")
-        info = tracking.log_generator(gen, {"scale": scale}, np.zeros((1, 8, 8, 3), np.float32))
+        channels = int(gen.inputs[0].shape[-1])  # 9 for a video-tier window of 3
+        info = tracking.log_generator(
+            gen, {"scale": scale}, np.zeros((1, 8, 8, channels), np.float32)
+        )
         mv = tracking.register(info.model_uri, {"scale": scale})
     return str(mv.version)

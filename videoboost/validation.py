@@ -24,6 +24,7 @@ from videoboost.shards import (
     centre_pair,
     iter_frames,
     iter_variants,
+    iter_windows,
     load_config,
     load_manifest,
 )
@@ -35,6 +36,11 @@ MAX_VARIANT_MISFIT = 1.25
 # Frames with an LR side under this are not measured: on a 32x24 frame x264 at CRF 38 leaves a
 # handful of macroblocks, and their damage made an aligned variant measure 1.3.
 MISFIT_MIN_SIDE = 48
+# Largest window_misfit allowed (see there), grey levels: the neighbours of make run's corpus
+# measured 0.4-4.8; a frame of another shot 10 and more. A frame from far off in the same
+# static-camera shot can align as well as a neighbour (4-6 measured), which is why the order
+# check also reads the manifest's frame indices.
+MAX_WINDOW_MISFIT = 8.0
 
 SUITE = "videoboost_dataset"
 # Relative to the dataset. DOCS (videoboost.shards) is the offline report (the path Data Docs always had, so every
@@ -99,12 +105,17 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
     """
     keys = ["m_lr_h", "m_lr_w", "m_hr_h", "m_hr_w", "m_dtype", "m_hr_std", "m_hr_mean",
             "m_hash_ok", "align_mad", "m_variants", "variant_shape_ok", "variant_misfit",
-            "variant_distinct"]  # fmt: skip
+            "variant_distinct", "m_window", "window_shape_ok", "window_misfit"]  # fmt: skip
     measured: dict[str, list] = {k: [] for k in keys}
     order = []
     # Both walk the rows shard by shard in the same order: one frame in memory at a time.
-    pairs = zip(iter_frames(root, manifest), iter_variants(root, manifest), strict=True)
-    for (row, lr, hr), (_, variants) in pairs:
+    pairs = zip(
+        iter_frames(root, manifest),
+        iter_variants(root, manifest),
+        iter_windows(root, manifest),
+        strict=True,
+    )
+    for (row, lr, hr), (_, variants), (_, window) in pairs:
         order.append(row.name)
         measured["m_lr_h"].append(lr.shape[0])
         measured["m_lr_w"].append(lr.shape[1])
@@ -125,6 +136,16 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
             distinct = all(not np.array_equal(v, lr) for v in variants)
         measured["variant_misfit"].append(shift)
         measured["variant_distinct"].append(distinct)
+        entries = 1 + (0 if variants is None else len(variants))
+        k = cfg.window
+        measured["m_window"].append(0 if window is None else window.shape[1] // 2)
+        measured["window_shape_ok"].append(
+            window is None
+            or (window.dtype == np.uint8 and window.shape == (entries, 2 * k, *lr.shape))
+        )
+        measured["window_misfit"].append(
+            window_misfit(lr, window[0]) if window is not None and window.ndim == 5 else 0.0
+        )
     df = manifest.loc[order].assign(**measured)
     if "variants" not in df:  # a dataset from before LR variants existed
         df["variants"] = 0
@@ -135,7 +156,72 @@ def measure(root: Path, manifest: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFr
     splits_per_hash = manifest.groupby("content_hash")["split"].nunique()
     df["leaked"] = df["content_hash"].map(splits_per_hash).gt(1)
     df["split_count"] = df["split"].map(manifest["split"].value_counts())
+    df["window_order_ok"], df["window_leak"] = _window_checks(df)
     return df.reset_index(drop=True)
+
+
+def _window_used(text: object) -> dict[int, int]:
+    """The manifest's ``window`` cell, ``"-1:11 +1:13"``, as ``{offset: frame index}``."""
+    if not isinstance(text, str) or text in ("", "synthetic"):
+        return {}
+    return {int(d): int(j) for d, j in (part.split(":") for part in text.split())}
+
+
+def _window_checks(df: pd.DataFrame) -> tuple[list[bool], list[bool]]:
+    """Per row: are the window's frames in time order around the centre (each neighbour at
+    most its offset away, on its side, nearer ones first), and does any of them come from
+    the part of the clip the other split holds (a leak)."""
+    if "window" not in df:
+        return [True] * len(df), [False] * len(df)
+    bounds = {
+        (src, split): (g.frame_index.min(), g.frame_index.max())
+        for (src, split), g in df[df.source_kind == "video"].groupby(["source", "split"])
+    }
+    order_ok, leak = [], []
+    for row in df.itertuples():
+        used = _window_used(row.window)
+        i = row.frame_index
+        ok = all(
+            (d < 0 and i + d <= j <= i) or (d > 0 and i <= j <= i + d) for d, j in used.items()
+        )
+        ok = ok and all(
+            abs(used[d] - i) >= abs(used[d - (1 if d > 0 else -1)] - i)
+            for d in used
+            if abs(d) > 1 and d - (1 if d > 0 else -1) in used
+        )
+        order_ok.append(bool(ok))
+        other = "val" if row.split == "train" else "train"
+        lo_hi = bounds.get((row.source, other))
+        leak.append(
+            bool(
+                lo_hi is not None
+                and any(
+                    (j >= lo_hi[0]) if other == "val" else (j <= lo_hi[1]) for j in used.values()
+                )
+            )
+        )
+    return order_ok, leak
+
+
+def window_misfit(centre: np.ndarray, neighbours: np.ndarray) -> float:
+    """Largest mean absolute difference (grey levels) between the clean LR centre frame and a
+    neighbour aligned onto it with the video tier's own optical flow (centre crop of at most
+    256 px, a 4 px border left out). Aligned neighbours of one shot leave little (noise,
+    occlusions); a frame from elsewhere cannot be aligned and leaves a lot."""
+    from videoboost.align import align_to
+
+    def crop(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        y, x = max(0, (h - 256) // 2), max(0, (w - 256) // 2)
+        return img[y : y + 256, x : x + 256]
+
+    c = crop(centre)
+    worst = 0.0
+    for n in neighbours:
+        a = align_to(c, crop(n))
+        diff = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(c, cv2.COLOR_RGB2GRAY))
+        worst = max(worst, float(diff[4:-4, 4:-4].mean()))
+    return worst
 
 
 def variant_misfit(lr: np.ndarray, hr: np.ndarray, radius: int = 2) -> float:
@@ -234,6 +320,19 @@ def build_suite(cfg: DatasetConfig):
                 column="variant_misfit", max_value=MAX_VARIANT_MISFIT, mostly=0.98
             ),
             gxe.ExpectColumnValuesToBeInSet(column="variant_distinct", value_set=[True]),
+        ]
+    if cfg.window:
+        # Every frame carries its window (the clean LR's and each variant's neighbours), the
+        # neighbours align onto their centre, sit in time order around it, and none comes from
+        # the other split's part of a clip.
+        expectations += [
+            gxe.ExpectColumnValuesToBeInSet(column="m_window", value_set=[cfg.window]),
+            gxe.ExpectColumnValuesToBeInSet(column="window_shape_ok", value_set=[True]),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="window_misfit", max_value=MAX_WINDOW_MISFIT, mostly=0.95
+            ),
+            gxe.ExpectColumnValuesToBeInSet(column="window_order_ok", value_set=[True]),
+            gxe.ExpectColumnValuesToBeInSet(column="window_leak", value_set=[False]),
         ]
     suite = gx.ExpectationSuite(name=SUITE)
     for e in expectations:
