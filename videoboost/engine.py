@@ -348,7 +348,11 @@ class Upscaler:
         return self._upscale_input(lr, height, postprocess)
 
     def upscale_stack(
-        self, stack: np.ndarray, *, height: int | None = None, postprocess: PostProcess | None = None
+        self,
+        stack: np.ndarray,
+        *,
+        height: int | None = None,
+        postprocess: PostProcess | None = None,
     ) -> np.ndarray:
         """Upscale one model input as it is: ``(H, W, 3 * (2k + 1))`` uint8, an aligned window
         (see :mod:`videoboost.align`); for a single-frame model the same as :meth:`upscale_image`
@@ -415,7 +419,7 @@ class Upscaler:
         height: int | None = None,
         postprocess: PostProcess | None = None,
         before: Sequence[Any] = (),
-        after: Sequence[Any] = (),
+        after: Iterable[Any] = (),
     ) -> Iterator[np.ndarray]:
         """Upscale a stream of frames lazily, batching frames of equal size.
 
@@ -429,7 +433,9 @@ class Upscaler:
             height, postprocess: as in :meth:`upscale_image`.
             before, after: up to ``window`` frames just before and after ``frames`` in the same
                 clip (a segment's context): neighbours only, not upscaled. With them a clip
-                upscaled in segments equals one pass. Ignored by single-frame models.
+                upscaled in segments equals one pass. Ignored by single-frame models. ``after``
+                is read only once ``frames`` is exhausted, so it may be a generator over the
+                same stream (a fan-out part's decoder).
 
         Yields:
             One ``(H*scale, W*scale, 3)`` uint8 RGB frame (or the ``height`` size) per input,
@@ -450,7 +456,7 @@ class Upscaler:
                 inputs,
                 self.window,
                 before=[self.prepare_image(f) for f in before],
-                after=[self.prepare_image(f) for f in after],
+                after=(self.prepare_image(f) for f in after),
             )
         for lr in inputs:
             if self._needs_tiling(*lr.shape[:2]):
