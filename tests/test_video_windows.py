@@ -164,3 +164,28 @@ def test_cli_upscales_a_folder_with_a_registered_video_model(tmp_path, capsys):
     info = probe(out / "clip.mp4", count_frames=True)
     assert (info.frame_count, info.fps, info.width) == (7, Fraction(30000, 1001), 96)
     assert "video tier, window of 3" in err
+
+
+def test_every_runtime_candidate_takes_a_window(tmp_path):
+    from videoboost import runtime_select as rs
+
+    gen = video_generator(2)
+    cfg = rs._config_of(gen)  # conv0 as the fast tier, yet 9 inputs: never rebuilt as fast
+    assert (cfg.tier, cfg.window, cfg.trunk, cfg.filters, cfg.blocks) == ("video", 1, "fast", 4, 1)
+    assert rs.probe_frames(32, 48, window=1)[0].shape == (1, 32, 48, 9)
+    int8 = None
+    if (
+        rs.openvino_capabilities()
+    ):  # NNCF on a few small windows (the default calibrates at 320x180)
+        from videoboost import runtimes
+
+        int8 = runtimes.quantize_openvino(
+            runtimes.openvino_model(gen), rs.probe_frames(32, 48, window=1)
+        )
+    choice = rs.select(gen, size=(48, 32), rounds=1, cache=tmp_path / "c.json", int8_model=int8)
+    assert choice.predict(rs.probe_frames(32, 48, window=1)[0]).shape == (1, 64, 96, 3)
+    # Each candidate this host has (OpenVINO's int8 included) builds and runs on windows; one
+    # may still be refused for agreement (a random toy model is not a trained one).
+    for name, row in choice.table.items():
+        why = row.get("refused", "")
+        assert "does not build" not in why and "fails on the probe" not in why, (name, why)
