@@ -189,3 +189,22 @@ def test_every_runtime_candidate_takes_a_window(tmp_path):
     for name, row in choice.table.items():
         why = row.get("refused", "")
         assert "does not build" not in why and "fails on the probe" not in why, (name, why)
+
+
+def test_frames_of_a_request_are_stills_batched_and_the_mode_is_said(upscaler):
+    # /upscale_frames: each frame on its own (repeated into a window), batched all the same.
+    from videoboost.engine import Upscaler, still_predict
+
+    calls = []
+
+    def counted(batch):
+        calls.append(len(batch))
+        return upscaler.predict(batch)
+
+    stills = Upscaler(still_predict(counted, 1), 2, EngineConfig(tile=0, batch=3))
+    frames = moving_frames(3, 16, 24)
+    for a, f in zip(stills.upscale_frames(frames), frames, strict=True):
+        np.testing.assert_array_equal(a, upscaler.upscale_image(f))
+    assert calls == [3]
+    assert stills.mode == "single-frame"  # the service says the model's mode, not this one's
+    assert upscaler.mode == "video tier, window of 3 (a lone image is repeated)"

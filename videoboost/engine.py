@@ -547,7 +547,24 @@ __all__ = [
     "prepare_image",
     "resize_to_height",
     "set_tf_threads",
+    "still_predict",
 ]
+
+
+def still_predict(predict: Predict, window: int) -> Predict:
+    """``predict`` of a video-tier model (``window`` k) made to take single frames, each
+    repeated into a window (:func:`videoboost.align.still_window`, batched): for frames that
+    are independent pictures, not a clip. Input that already has the window's channels passes
+    unchanged; ``window`` 0 returns ``predict`` itself."""
+    if not window:
+        return predict
+
+    def on_frames(batch: np.ndarray) -> np.ndarray:
+        if batch.shape[-1] == 3:
+            batch = np.concatenate([batch] * (2 * window + 1), axis=-1)
+        return predict(batch)
+
+    return on_frames
 
 
 def infer_window(generator) -> int:

@@ -482,7 +482,7 @@ def benchmark_fidelity(
         a runtime with ``ok`` False is then never chosen for it.
     """
     from videoboost.config import BenchmarkConfig
-    from videoboost.engine import infer_scale, infer_window
+    from videoboost.engine import infer_scale, infer_window, still_predict
     from videoboost.evaluate import build_benchmark, evaluate
 
     scale = infer_scale(generator)
@@ -498,7 +498,10 @@ def benchmark_fidelity(
         if why_not[name] is not None:
             continue
         try:
-            psnr = evaluate(_still_windows(build(), window), scale, bench, cfg)
+            # The benchmark feeds frames, not windows: a video model sees each as a still.
+            # Agreement with tf-f32 is a property of the arithmetic, which still windows
+            # exercise as well (every channel, every layer).
+            psnr = evaluate(still_predict(build(), window), scale, bench, cfg)
             psnr = psnr.metrics["bench_psnr"]
         except Exception as exc:
             out[name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:160]}"}
@@ -511,22 +514,6 @@ def benchmark_fidelity(
             row["ok"] = row["delta_db"] >= -MAX_LOSS_DB
     out["_benchmark"] = {"version": bench.version, "frames_per_video": frames}
     return out
-
-
-def _still_windows(predict: Predict, k: int) -> Predict:
-    """``predict`` of a video-tier model (``k`` > 0) taking single frames, each repeated into a
-    window. The benchmark feeds frames, not windows; a runtime's agreement with tf-f32 is a
-    property of its arithmetic, which still windows exercise as well (every channel, every
-    layer). Input that is already a window passes unchanged."""
-    if not k:
-        return predict
-
-    def on_frames(batch: np.ndarray) -> np.ndarray:
-        if batch.shape[-1] == 3:
-            batch = np.concatenate([batch] * (2 * k + 1), axis=-1)
-        return predict(batch)
-
-    return on_frames
 
 
 def refused_by_tag(tag: str | None) -> dict[str, str]:
