@@ -20,6 +20,11 @@ choice is cached in ``<state>/runtime/choices.json`` under a key of the model's 
 CPU (model name, the flags that matter, cores, threads) and the input size, so the next start
 on the same host pays nothing; another host, model or size measures again.
 
+A video-tier model (``3 * (2k + 1)`` input channels) is a candidate on every runtime: the
+converters trace its input width, it is probed and calibrated on aligned windows of real
+neighbouring frames, and its bf16 twin is rebuilt as the video tier it is (its trunk's layer
+names alone would pass for the fast tier).
+
 Nothing here imports MLflow or BentoML; TensorFlow and OpenVINO are imported when a
 candidate is built.
 """
