@@ -107,7 +107,7 @@ def _upscale_batch(
 ) -> dict[str, Any]:
     """The flow body, on whichever task runner the calling flow has."""
     from videoboost.batch import plan_jobs
-    from videoboost.engine import Upscaler, keras_predict
+    from videoboost.engine import Upscaler, infer_window, keras_predict
     from videoboost.fanout import ModelRef, job_key, prepare_video, remember
     from videoboost.tracking import load_generator
 
@@ -115,10 +115,12 @@ def _upscale_batch(
     # Resolved once to a fixed version, so a promotion during the batch cannot mix two models.
     generator, info = load_generator(model)
     ref = ModelRef.from_info(info)
-    logger.info("model %s (x%s)", ref.uri, ref.scale)
     engine = EngineConfig(tile=tile, batch=batch)
+    window = infer_window(generator)  # a video-tier model's k: parts decode k frames beyond
+    upscaler = Upscaler(keras_predict(generator), ref.scale, engine, window=window)
+    logger.info("model %s (x%s, %s)", ref.uri, ref.scale, upscaler.mode)
     # Tasks running in this process reuse this model; other processes load it from ``ref``.
-    remember(ref, engine, Upscaler(keras_predict(generator), ref.scale, engine))
+    remember(ref, engine, upscaler)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     jobs, problems = plan_jobs(inputs, out_dir)
     failed = [{"input": str(p), "error": why} for p, why in problems]
@@ -128,7 +130,8 @@ def _upscale_batch(
         if split_frames and job.kind == "video":
             try:
                 plan = prepare_video(job.src, job.dst, split_frames=split_frames,
-                                     job_key=job_key(ref, engine, height))  # fmt: skip
+                                     job_key=job_key(ref, engine, height),
+                                     context=window)  # fmt: skip
             except (VideoBoostError, OSError) as exc:  # e.g. an output folder it cannot write
                 failed.append({"input": str(job.src), "error": str(exc)})
                 continue

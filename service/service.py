@@ -76,7 +76,9 @@ from videoboost.engine import (
     InvalidImage,
     PostProcess,
     Upscaler,
+    infer_window,
     plan_output,
+    still_predict,
 )
 from videoboost.errors import SourceError
 from videoboost.images import RESPONSE_FORMATS, UnsupportedImageFormat, encode_image, read_image
@@ -642,7 +644,9 @@ class VideoBoost:
         print(f"videoboost {MODEL.tag}: {self.runtime.line()}", flush=True)
         log.info("%s", self.runtime.line())
         self.predict = self.runtime.predict
-        self.predict(np.zeros((1, 16, 16, 3), np.float32))  # trace the graph before serving
+        self.window = infer_window(generator)  # a video-tier model's k; 0 = single-frame
+        channels = 3 * (2 * self.window + 1)
+        self.predict(np.zeros((1, 16, 16, channels), np.float32))  # trace before serving
         self.encoders = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="png")
         # Video jobs get threads of their own: sharing the API thread pool, 20 queued videos
         # held image requests for minutes (bench/load.py: p99 170 s against 5.4 s without).
@@ -652,6 +656,9 @@ class VideoBoost:
             "X-VideoBoost-Registry-Version": MODEL.info.labels.get("mlflow_version", ""),
             "X-VideoBoost-Scale": str(self.scale),
             "X-VideoBoost-Runtime": self.runtime.name,
+            # What a picture goes through: a video-tier model sees a lone image as a still
+            # window (the image repeated), and the answer says so.
+            "X-VideoBoost-Mode": self._upscaler().mode,
         }
         log.info("serving %s (x%d) from %s", MODEL.tag, self.scale, info["uri"])
 
@@ -661,7 +668,19 @@ class VideoBoost:
         cfg = CONFIG.engine(CONFIG.max_input_pixels, tile)
         if batch is not None:
             cfg = cfg.model_copy(update={"batch": batch})
-        return Upscaler(self.predict, self.scale, cfg)
+        return Upscaler(self.predict, self.scale, cfg, window=self.window)
+
+    def _stills_upscaler(self, batch: int) -> Upscaler:
+        """For frames that are independent pictures: each goes in alone (a video-tier model
+        sees it repeated into a window), still batched with the others."""
+        cfg = CONFIG.engine(CONFIG.max_input_pixels, None).model_copy(update={"batch": batch})
+        return Upscaler(still_predict(self.predict, self.window), self.scale, cfg)
+
+    @property
+    def frames_mode(self) -> str:
+        """``X-VideoBoost-Mode`` of ``/upscale_frames``: every frame is upscaled on its own."""
+        mode = self.headers["X-VideoBoost-Mode"]
+        return f"{mode}; each frame on its own" if self.window else mode
 
     # ------------------------------------------------------------------ APIs
 
@@ -690,8 +709,9 @@ class VideoBoost:
         ```
 
         The answer's headers name the model (`X-VideoBoost-Model`,
-        `X-VideoBoost-Registry-Version`, `X-VideoBoost-Scale`) and say how the size was
-        reached (`X-VideoBoost-Note`).
+        `X-VideoBoost-Registry-Version`, `X-VideoBoost-Scale`), say how the size was
+        reached (`X-VideoBoost-Note`) and what the model ran (`X-VideoBoost-Mode`:
+        `single-frame`, or for a video-tier model the image repeated into its window).
         """
         _check_options(scale, tile, self.scale)
         lr = _read_upload(image, "image")
@@ -707,7 +727,9 @@ class VideoBoost:
     ) -> list[str]:
         """The frames upscaled, encoded and base64'd, in the order given."""
         order = sorted(range(len(frames)), key=lambda i: frames[i].shape)
-        upscaler = self._upscaler(batch=max(CONFIG.batch, CONFIG.max_batch_size))
+        # Frames of a request are independent pictures (any sizes, any order), never a clip:
+        # a video-tier model does not take one as another's neighbour.
+        upscaler = self._stills_upscaler(max(CONFIG.batch, CONFIG.max_batch_size))
         srs = upscaler.upscale_frames(frames[i] for i in order)
 
         def encode(sr: np.ndarray) -> str:
@@ -732,7 +754,9 @@ class VideoBoost:
 
             Frames of concurrent requests share model calls (adaptive batching, up to
             `max_batch_size` frames). The endpoint takes only `frames`: the default tile, no
-            post-processing. On this page, press *Add item* once per frame.
+            post-processing. On this page, press *Add item* once per frame. Each frame is
+            upscaled on its own, as by `/upscale` (a video-tier model sees it repeated, not
+            its neighbours in the list; `/upscale` says so in `X-VideoBoost-Mode`).
 
             ```bash
             curl -F frames=@a.png -F frames=@b.png http://127.0.0.1:3000/upscale_frames
@@ -746,6 +770,7 @@ class VideoBoost:
         def upscale_frames(
             self,
             frames: Annotated[list[FrameUpload], FRAMES_FIELD],
+            ctx: bentoml.Context,
             format: Annotated[ImageFormat, FORMAT_FIELD] = "png",
             quality: Annotated[Quality, QUALITY_FIELD] = 90,
             compression: Annotated[Compression, COMPRESSION_FIELD] = 1,
@@ -754,13 +779,17 @@ class VideoBoost:
             (PNG unless `format` says otherwise), in order.
 
             The frames of one request share model calls; the default tile, no
-            post-processing. On this page, press *Add item* once per frame.
+            post-processing. On this page, press *Add item* once per frame. Each frame is
+            upscaled on its own, as by `/upscale`: a video-tier model sees it repeated, not
+            its neighbours in the list (send a clip to `/upscale_video`). The
+            `X-VideoBoost-Mode` header says which.
 
             ```bash
             curl -F frames=@a.png -F frames=@b.png http://127.0.0.1:3000/upscale_frames
             curl -F frames=@a.png -F format=jpeg http://127.0.0.1:3000/upscale_frames
             ```
             """
+            ctx.response.headers.update({**self.headers, "X-VideoBoost-Mode": self.frames_mode})
             return self._frames_answer(frames, format, quality, compression)
 
     @bentoml.task(route="/upscale_video")
@@ -809,14 +838,16 @@ class VideoBoost:
         upscaler = self._upscaler(tile)
         seen = 0
 
-        def process(frames: list[np.ndarray]):
+        def process(frames: list[np.ndarray], before=(), after=()):
             nonlocal seen  # containers without a frame count are bounded here
             seen += len(frames)
             if seen > CONFIG.max_video_frames:
                 raise PayloadTooLarge(
                     f"video has more than {CONFIG.max_video_frames} frames, the limit; split it"
                 )
-            return upscaler.upscale_frames(frames, height=height, postprocess=postprocess)
+            return upscaler.upscale_frames(
+                frames, height=height, postprocess=postprocess, before=before, after=after
+            )
 
         with tempfile.TemporaryDirectory(prefix="videoboost-") as tmp:
             dst = Path(tmp) / "upscaled.mp4"
@@ -826,6 +857,7 @@ class VideoBoost:
                     dst,
                     process,
                     segment_frames=CONFIG.segment_frames,
+                    context=upscaler.window,  # a video-tier window sees across segments
                     crf=CONFIG.crf,
                     preset=CONFIG.preset,
                 )

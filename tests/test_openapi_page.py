@@ -101,6 +101,7 @@ def test_try_it_out_form_is_accepted_on_upscale(served, spec):
     r = _send_form(served, "/upscale", parts)
     assert r.status_code == 200, r.text
     assert r.headers["x-videoboost-postprocess"] == "off"  # the defaults change nothing
+    assert r.headers["x-videoboost-mode"] == "single-frame"  # what the model ran
     assert r.headers["content-type"] == "image/png"  # PNG stays the default
     img = Image.open(io.BytesIO(r.content))
     assert (img.format, img.size) == ("PNG", (28 * SCALE, 20 * SCALE))
@@ -144,6 +145,7 @@ def test_try_it_out_form_is_accepted_on_upscale_frames(served, spec):
     r = _send_form(served, "/upscale_frames", parts)
     assert r.status_code == 200, r.text
     assert len(r.json()) == 2
+    assert r.headers["x-videoboost-mode"] == "single-frame"  # ctx is no form field (above)
     r = _send_form(served, "/upscale_frames", _with(parts, format="webp"))
     assert r.status_code == 200, r.text
     assert [Image.open(io.BytesIO(base64.b64decode(x))).format for x in r.json()] == ["WEBP"] * 2

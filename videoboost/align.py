@@ -21,6 +21,7 @@ Plain NumPy/OpenCV: no TensorFlow here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 import cv2
@@ -183,7 +184,7 @@ def iter_windows(
     k: int,
     *,
     before: Sequence[np.ndarray] = (),
-    after: Sequence[np.ndarray] = (),
+    after: Iterable[np.ndarray] = (),
     cut_threshold: float = CUT_MAD,
 ) -> Iterator[np.ndarray]:
     """Aligned windows of ``frames``, in order, reading at most ``k`` frames ahead.
@@ -193,7 +194,8 @@ def iter_windows(
         k: neighbours a side (0 = the frames themselves).
         before, after: up to ``k`` frames of context just before and after ``frames`` (a
             segment's neighbours in the whole clip); used as neighbours, never yielded. With
-            them, a segment's windows equal those of one pass over the whole clip.
+            them, a segment's windows equal those of one pass over the whole clip. ``after``
+            is read (its first ``k`` frames only) once ``frames`` is exhausted.
         cut_threshold: see :func:`is_cut`.
 
     Yields:
@@ -227,7 +229,7 @@ def iter_windows(
                 del buf[:drop], cuts[:drop]
                 first -= drop
     limit = len(buf)
-    for frame in list(after)[:k]:
+    for frame in itertools.islice(after, k):
         push(frame)
     while first < limit:
         yield emit(first)

@@ -193,6 +193,7 @@ def upscale_jobs(
     from videoboost.videoio import probe, upscale_video
 
     cfg = upscaler.config
+    window = getattr(upscaler, "window", 0)
     job_key = (
         f"model={model_id};scale={upscaler.scale};tile={cfg.tile};overlap={cfg.overlap};"
         f"height={height};pp={postprocess.model_dump_json() if postprocess else None}"
@@ -245,10 +246,14 @@ def upscale_jobs(
                     note(info.height, info.width)
                     done = 0
 
-                    def process(frames, _bar=bar):
+                    def process(frames, before=(), after=(), _bar=bar):
                         nonlocal done
                         for sr in upscaler.upscale_frames(
-                            frames, height=height, postprocess=postprocess
+                            frames,
+                            height=height,
+                            postprocess=postprocess,
+                            before=before,
+                            after=after,
                         ):
                             done += 1
                             _bar.update(1)
@@ -259,6 +264,8 @@ def upscale_jobs(
                         job.dst,
                         process,
                         segment_frames=segment_frames,
+                        # A video-tier model sees k neighbours a side, across segment ends too.
+                        context=window,
                         job_key=job_key,
                         crf=crf,
                         preset=preset,

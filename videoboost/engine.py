@@ -419,7 +419,7 @@ class Upscaler:
         height: int | None = None,
         postprocess: PostProcess | None = None,
         before: Sequence[Any] = (),
-        after: Sequence[Any] = (),
+        after: Iterable[Any] = (),
     ) -> Iterator[np.ndarray]:
         """Upscale a stream of frames lazily, batching frames of equal size.
 
@@ -433,7 +433,9 @@ class Upscaler:
             height, postprocess: as in :meth:`upscale_image`.
             before, after: up to ``window`` frames just before and after ``frames`` in the same
                 clip (a segment's context): neighbours only, not upscaled. With them a clip
-                upscaled in segments equals one pass. Ignored by single-frame models.
+                upscaled in segments equals one pass. Ignored by single-frame models. ``after``
+                is read only once ``frames`` is exhausted, so it may be a generator over the
+                same stream (a fan-out part's decoder).
 
         Yields:
             One ``(H*scale, W*scale, 3)`` uint8 RGB frame (or the ``height`` size) per input,
@@ -454,7 +456,7 @@ class Upscaler:
                 inputs,
                 self.window,
                 before=[self.prepare_image(f) for f in before],
-                after=[self.prepare_image(f) for f in after],
+                after=(self.prepare_image(f) for f in after),
             )
         for lr in inputs:
             if self._needs_tiling(*lr.shape[:2]):
@@ -545,7 +547,24 @@ __all__ = [
     "prepare_image",
     "resize_to_height",
     "set_tf_threads",
+    "still_predict",
 ]
+
+
+def still_predict(predict: Predict, window: int) -> Predict:
+    """``predict`` of a video-tier model (``window`` k) made to take single frames, each
+    repeated into a window (:func:`videoboost.align.still_window`, batched): for frames that
+    are independent pictures, not a clip. Input that already has the window's channels passes
+    unchanged; ``window`` 0 returns ``predict`` itself."""
+    if not window:
+        return predict
+
+    def on_frames(batch: np.ndarray) -> np.ndarray:
+        if batch.shape[-1] == 3:
+            batch = np.concatenate([batch] * (2 * window + 1), axis=-1)
+        return predict(batch)
+
+    return on_frames
 
 
 def infer_window(generator) -> int:

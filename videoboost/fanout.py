@@ -118,7 +118,7 @@ def upscaler_for(ref: ModelRef, engine: EngineConfig):
 
 def _load(ref: ModelRef, engine: EngineConfig):
     from videoboost.batch import model_identity
-    from videoboost.engine import Upscaler, keras_predict
+    from videoboost.engine import Upscaler, infer_window, keras_predict
     from videoboost.tracking import load_generator
 
     # load_generator reads the stores from the environment; in a worker process that is
@@ -137,7 +137,7 @@ def _load(ref: ModelRef, engine: EngineConfig):
     generator, info = load_generator(ref.uri)
     if int(info["scale"]) != ref.scale:
         raise ModelNotFound(f"{ref.uri} upscales x{info['scale']} here, x{ref.scale} in the flow")
-    return Upscaler(keras_predict(generator), ref.scale, engine)
+    return Upscaler(keras_predict(generator), ref.scale, engine, window=infer_window(generator))
 
 
 def job_key(ref: ModelRef, engine: EngineConfig, height: int | None) -> str:
@@ -157,6 +157,11 @@ class Part:
 
     ``seek_dts`` is the decode time of the keyframe the part starts at (None: from the start).
     ``frames`` is how many frames the part holds, counted from the packets.
+
+    A window model also needs the ``before`` frames just before the part and the ``after``
+    frames just after it (its neighbours in the next parts) as context, so the part's output
+    does not depend on where it was cut: decoding then runs from ``decode_start_pts`` (seeking
+    to the keyframe at ``decode_seek_dts``) to ``decode_end_pts`` (None = the end).
     """
 
     index: int
@@ -164,6 +169,20 @@ class Part:
     end_pts: int | None
     seek_dts: int | None
     frames: int
+    before: int = 0
+    after: int = 0
+    decode_start_pts: int | None = None
+    decode_seek_dts: int | None = None
+    decode_end_pts: int | None = None
+
+    @property
+    def decode_range(self) -> tuple[int | None, int | None, int | None]:
+        """``(first pts, seek dts, end pts)`` of what the part decodes, context included."""
+        if self.before:
+            start, seek = self.decode_start_pts, self.decode_seek_dts
+        else:
+            start, seek = self.start_pts, self.seek_dts
+        return start, seek, self.decode_end_pts if self.after else self.end_pts
 
 
 @dataclass(frozen=True)
@@ -190,8 +209,11 @@ class VideoPlan:
         return self.workdir / f"part-{part.index:05d}.json"
 
 
-def keyframe_parts(src: str | Path, split_frames: int) -> tuple[Part, ...] | None:
+def keyframe_parts(src: str | Path, split_frames: int, context: int = 0) -> tuple[Part, ...] | None:
     """Cut ``src`` at keyframes into parts of at least ``split_frames`` frames.
+
+    ``context``: frames each part also decodes on either side (a window model's ``k``; see
+    :class:`Part`).
 
     Only packet timestamps are read. Returns None, and the video goes whole to one task, when
     it is not longer than ``split_frames``, has no keyframe late enough to cut at, or is
@@ -232,16 +254,31 @@ def keyframe_parts(src: str | Path, split_frames: int) -> tuple[Part, ...] | Non
     if len(cuts) < 2:
         return None
     bounds = [*cuts, n]
-    return tuple(
-        Part(
-            index=k,
-            start_pts=order[a] if k else None,
-            end_pts=order[b] if b < n else None,
-            seek_dts=seek[order[a]] if k else None,
-            frames=b - a,
+    keys = [i for i, pts in enumerate(order) if pts in seek]  # keyframes, presentation order
+
+    def seek_for(i: int) -> int | None:
+        """The dts of the last keyframe shown at or before frame ``i`` (None: the start)."""
+        j = max((k for k in keys if k <= i), default=0)
+        return seek[order[j]] if j else None
+
+    parts = []
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+        before, after = min(context, a), min(context, n - b)
+        parts.append(
+            Part(
+                index=k,
+                start_pts=order[a] if k else None,
+                end_pts=order[b] if b < n else None,
+                seek_dts=seek[order[a]] if k else None,
+                frames=b - a,
+                before=before,
+                after=after,
+                decode_start_pts=order[a - before] if before else None,
+                decode_seek_dts=seek_for(a - before) if before else None,
+                decode_end_pts=order[b + after] if b + after < n else None,
+            )
         )
-        for k, (a, b) in enumerate(itertools.pairwise(bounds))
-    )
+    return tuple(parts)
 
 
 def prepare_video(
@@ -252,8 +289,12 @@ def prepare_video(
     job_key: str,
     crf: int = 18,
     preset: str = "superfast",
+    context: int = 0,
 ) -> VideoPlan | None:
     """Plan ``src`` -> ``dst`` in parts and ready the work folder; None: do it in one piece.
+
+    ``context``: frames of context each part decodes beyond its ends (the upscaler's
+    ``window``: a video-tier model's ``k``; 0 for a single-frame model).
 
     The work folder ``.<dst name>.fanout`` beside ``dst`` keeps finished parts across runs
     with the same source, model, settings and cuts; anything else there is cleared.
@@ -268,19 +309,20 @@ def prepare_video(
     from videoboost.video_write import check_writable
 
     src, dst = Path(src), Path(dst)
-    parts = keyframe_parts(src, split_frames)
+    parts = keyframe_parts(src, split_frames, context)
     if parts is None:
         return None
     info = probe(src, count_frames=False)
     dst.parent.mkdir(parents=True, exist_ok=True)
     check_writable(dst, src)
+    plan = dict(job_key=job_key, crf=crf, preset=preset)
+    if context:  # only then: single-frame work folders keep their keys
+        plan["context"] = context
     key = work_key(
         src,
         version=_PLAN_VERSION,
-        job_key=job_key,
         parts=[[p.start_pts, p.end_pts, p.frames] for p in parts],
-        crf=crf,
-        preset=preset,
+        **plan,
     )
     workdir = dst.parent / f".{dst.name}.fanout"
     work = WorkFolder(workdir, key)  # private folder; cleared when the key differs
@@ -292,12 +334,15 @@ def prepare_video(
 # --------------------------------------------------------------------------- one part
 
 
-def _decode_part(plan: VideoPlan, part: Part, *, seek: bool = True) -> Iterator[tuple[Any, Any]]:
-    """Upright RGB frames of ``part`` with their exact times, seeking to its keyframe.
+def _decode_part(
+    plan: VideoPlan, part: Part, *, seek: bool = True
+) -> Iterator[tuple[Any, Any, int]]:
+    """Upright RGB frames of ``part`` and its context with exact times, seeking to a keyframe.
 
-    Yields ``(rgb, seconds)``. Decoded frames come out in presentation order, so the part
-    ends at the first frame at or after ``end_pts``; frames before ``start_pts`` (decoded
-    from the keyframe on, or an open GOP's leading frames) are dropped.
+    Yields ``(rgb, seconds, where)``: ``where`` is -1 for context before the part, 0 for the
+    part's own frames, 1 for context after it. Decoded frames come out in presentation order,
+    so decoding ends at the first frame at or after the end of the range; frames before its
+    start (decoded from the keyframe on, or an open GOP's leading frames) are dropped.
     """
     import av
     import numpy as np
@@ -308,21 +353,22 @@ def _decode_part(plan: VideoPlan, part: Part, *, seek: bool = True) -> Iterator[
     with open_input(plan.src) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if seek and part.seek_dts is not None:
+        start_pts, seek_dts, end_pts = part.decode_range
+        if seek and seek_dts is not None:
             # backward: the keyframe at or before; decoding from an earlier one is only slower.
-            container.seek(part.seek_dts, stream=stream, backward=True, any_frame=False)
+            container.seek(seek_dts, stream=stream, backward=True, any_frame=False)
         turns = None
         first = True
         try:
             for frame in container.decode(stream):
-                if part.start_pts is not None and frame.pts < part.start_pts:
+                if start_pts is not None and frame.pts < start_pts:
                     continue
-                if part.end_pts is not None and frame.pts >= part.end_pts:
+                if end_pts is not None and frame.pts >= end_pts:
                     return
-                if first and part.start_pts is not None and frame.pts != part.start_pts:
+                if first and start_pts is not None and frame.pts != start_pts:
                     if not seek:
                         raise SourceError(
-                            f"{plan.src}: frame at {part.start_pts} is missing when decoding "
+                            f"{plan.src}: frame at {start_pts} is missing when decoding "
                             f"part {part.index}; upscale this video without Dask"
                         )
                     # The seek overshot (an imprecise index): decode from the start instead.
@@ -336,11 +382,52 @@ def _decode_part(plan: VideoPlan, part: Part, *, seek: bool = True) -> Iterator[
                 rgb = frame.to_ndarray(format="rgb24")
                 if turns:
                     rgb = np.ascontiguousarray(np.rot90(rgb, turns))
-                yield rgb, frame.pts * Fraction(frame.time_base)
+                where = 0
+                if part.start_pts is not None and frame.pts < part.start_pts:
+                    where = -1
+                elif part.end_pts is not None and frame.pts >= part.end_pts:
+                    where = 1
+                yield rgb, frame.pts * Fraction(frame.time_base), where
         except av.FFmpegError as exc:
             raise SourceError(
                 f"{plan.src}: decoding part {part.index} failed (corrupt or truncated): {exc}"
             ) from exc
+
+
+def _split_context(decoded, times: list[Fraction]):
+    """``(own frames, before, after)`` of a part's decoded stream (see :func:`_decode_part`).
+
+    ``before`` is read at once (it comes first); the own frames and then ``after`` are read
+    lazily from the same stream, so a part is never held whole. ``times`` collects the own
+    frames' times as they go by.
+    """
+    stream = iter(decoded)
+    before, first = [], None
+    for rgb, seconds, where in stream:
+        if where < 0:
+            before.append(rgb)
+            continue
+        first = (rgb, seconds, where)
+        break
+    tail: list[Any] = []  # the first context frame after, met while reading own frames
+
+    def own():
+        item = first
+        while item is not None:
+            rgb, seconds, where = item
+            if where > 0:
+                tail.append(rgb)
+                return
+            times.append(seconds)
+            yield rgb
+            item = next(stream, None)
+
+    def after():  # the engine reads it only once ``own`` is exhausted
+        yield from tail
+        for rgb, _, _ in stream:
+            yield rgb
+
+    return own(), before, after()
 
 
 def _read_sidecar(plan: VideoPlan, part: Part) -> dict[str, Any] | None:
@@ -375,12 +462,6 @@ def upscale_part(
         return {"index": part.index, "frames": part.frames, "seconds": 0.0, "reused": True}
     limit_heap_retention()
     times: list[Fraction] = []
-
-    def lr_frames(decoded):
-        for rgb, seconds in decoded:
-            times.append(seconds)
-            yield rgb
-
     # Decoding, the model and encoding overlap, as in videoio.upscale_video.
     decoded = read_ahead(_decode_part(plan, part), QUEUE_FRAMES, name="decode")
     writer = VideoWriter(plan.part_file(part), plan.fps, crf=plan.crf, preset=plan.preset)
@@ -388,8 +469,14 @@ def upscale_part(
         contextlib.closing(decoded),
         WriteBehind(writer.write, QUEUE_FRAMES, on_abort=writer.abort, name="encode") as encode,
     ):
+        own, before, after = _split_context(decoded, times)
+        if len(before) != part.before:
+            raise OutputError(
+                f"{plan.src}: part {part.index} decoded {len(before)} frames of context before "
+                f"it, {part.before} were planned; upscale this video without Dask"
+            )
         for sr in upscaler.upscale_frames(
-            lr_frames(decoded), height=height, postprocess=postprocess
+            own, height=height, postprocess=postprocess, before=before, after=after
         ):
             encode.put(sr)
     with writer:

@@ -20,6 +20,11 @@ choice is cached in ``<state>/runtime/choices.json`` under a key of the model's 
 CPU (model name, the flags that matter, cores, threads) and the input size, so the next start
 on the same host pays nothing; another host, model or size measures again.
 
+A video-tier model (``3 * (2k + 1)`` input channels) is a candidate on every runtime: the
+converters trace its input width, it is probed and calibrated on aligned windows of real
+neighbouring frames, and its bf16 twin is rebuilt as the video tier it is (its trunk's layer
+names alone would pass for the fast tier).
+
 Nothing here imports MLflow or BentoML; TensorFlow and OpenVINO are imported when a
 candidate is built.
 """
@@ -152,10 +157,21 @@ def detect_host(cpuinfo: str | None = None) -> Host:
 def _config_of(generator):
     """The :class:`GeneratorConfig` a generator was built from, read off its layers."""
     from videoboost.config import GeneratorConfig
-    from videoboost.engine import infer_scale
+    from videoboost.engine import infer_scale, infer_window
 
     names = {layer.name for layer in generator.layers}
     scale = infer_scale(generator)
+    k = infer_window(generator)
+    if k:  # the video tier: a fast or quality trunk (named as theirs) over 3 * (2k + 1) inputs
+        trunk = _config_of_trunk(generator, names, scale)
+        return GeneratorConfig(tier="video", scale=scale, window=k, trunk=trunk.tier,
+                               filters=trunk.filters, blocks=trunk.blocks)  # fmt: skip
+    return _config_of_trunk(generator, names, scale)
+
+
+def _config_of_trunk(generator, names: set[str], scale: int):
+    from videoboost.config import GeneratorConfig
+
     if "conv0" in names:  # the fast tier: conv0, then conv1..convN
         blocks = sum(1 for n in names if n.startswith("conv") and n[4:].isdigit()) - 1
         return GeneratorConfig(
@@ -242,21 +258,26 @@ def builders(
     }
 
 
-def calibration_frames(n: int = 8, size: tuple[int, int] = (320, 180)) -> list[np.ndarray]:
-    """``n`` LR frames of the bundled sample clip (training footage, not the benchmark)."""
-    return probe_frames(size[1], size[0], n=n, every=7, offset=0)
+def calibration_frames(
+    n: int = 8, size: tuple[int, int] = (320, 180), *, window: int = 0
+) -> list[np.ndarray]:
+    """``n`` LR frames of the bundled sample clip (training footage, not the benchmark); for a
+    video-tier model (``window`` k) each is an aligned window of its neighbours."""
+    return probe_frames(size[1], size[0], n=n, every=7, offset=0, window=window)
 
 
 def int8_model_for(generator, folder: Path | None = None) -> Path:
     """The NNCF int8 OpenVINO IR of ``generator``: made once per weights, kept in the state
     folder (``<state>/runtime/int8/<model key>/``). Returns its ``.xml``."""
     from videoboost import runtimes, state
+    from videoboost.engine import infer_window
 
     folder = folder or state.home() / "runtime" / "int8" / model_key(generator)
     xml = folder / runtimes.OPENVINO_XML
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
-    quantised = runtimes.quantize_openvino(runtimes.openvino_model(generator), calibration_frames())
+    frames = calibration_frames(window=infer_window(generator))
+    quantised = runtimes.quantize_openvino(runtimes.openvino_model(generator), frames)
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     runtimes.save_openvino_model(quantised, tmp)
     try:
@@ -282,28 +303,37 @@ def model_key(generator) -> str:
 
 
 def probe_frames(
-    height: int, width: int, n: int = 2, *, every: int = 29, offset: int = 5
+    height: int, width: int, n: int = 2, *, every: int = 29, offset: int = 5, window: int = 0
 ) -> list[np.ndarray]:
     """``n`` real LR frames ``(1, height, width, 3)`` float32 from the bundled sample clip.
 
     Real footage, not noise: precision loss shows on edges and flat areas, which noise lacks.
-    Falls back to smooth synthetic frames when the clip cannot be read.
+    Falls back to smooth synthetic frames when the clip cannot be read. With ``window`` k (a
+    video-tier model) each is the aligned window of the frame and its ``k`` neighbours a side,
+    ``(1, height, width, 3 * (2k + 1))``, as the engine feeds it.
     """
     import cv2
 
+    from videoboost.align import is_cut, stack_window, still_window, window_indices
     from videoboost.sources import SAMPLE_CLIP
 
     frames: list[np.ndarray] = []
+    recent: list[np.ndarray] = []  # the last 2k + 1 frames read, for a window's neighbours
     cap = cv2.VideoCapture(str(SAMPLE_CLIP))
     i = 0
     while len(frames) < n:
         ok, bgr = cap.read()
         if not ok:
             break
-        if i % every == offset:
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            lr = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-            frames.append(lr[None].astype(np.float32))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        recent = [*recent, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)]
+        recent = recent[-(2 * window + 1) :]
+        centre = i - window  # the centre lags k frames: its following neighbours are read
+        if centre >= 0 and centre % every == offset:
+            c = len(recent) - 1 - window
+            cuts = [j > 0 and is_cut(recent[j - 1], recent[j]) for j in range(len(recent))]
+            order = window_indices(len(recent), c, window, cuts)
+            frames.append(stack_window(recent, order, c)[None].astype(np.float32))
         i += 1
     cap.release()
     rng = np.random.default_rng(0)
@@ -311,7 +341,8 @@ def probe_frames(
     while len(frames) < n:
         base = 127 + 90 * np.sin(xx / (3 + len(frames))) * np.cos(yy / 5)
         rgb = np.stack([base, base[::-1], base[:, ::-1]], -1) + rng.normal(0, 4, (height, width, 3))
-        frames.append(np.clip(rgb, 0, 255)[None].astype(np.float32))
+        still = still_window(np.clip(rgb, 0, 255).astype(np.float32), window)
+        frames.append(still[None])
     return frames
 
 
@@ -456,10 +487,11 @@ def benchmark_fidelity(
         a runtime with ``ok`` False is then never chosen for it.
     """
     from videoboost.config import BenchmarkConfig
-    from videoboost.engine import infer_scale
+    from videoboost.engine import infer_scale, infer_window, still_predict
     from videoboost.evaluate import build_benchmark, evaluate
 
     scale = infer_scale(generator)
+    window = infer_window(generator)
     # The clean track only: a runtime's agreement with tf-f32 is a property of its arithmetic,
     # and the coded tracks would quadruple the time of every `bento build` for no new fact.
     cfg = BenchmarkConfig(frames=frames, segments=min(2, frames), fps_runs=0, tracks=("clean",))
@@ -471,7 +503,11 @@ def benchmark_fidelity(
         if why_not[name] is not None:
             continue
         try:
-            psnr = evaluate(build(), scale, bench, cfg).metrics["bench_psnr"]
+            # The benchmark feeds frames, not windows: a video model sees each as a still.
+            # Agreement with tf-f32 is a property of the arithmetic, which still windows
+            # exercise as well (every channel, every layer).
+            psnr = evaluate(still_predict(build(), window), scale, bench, cfg)
+            psnr = psnr.metrics["bench_psnr"]
         except Exception as exc:
             out[name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:160]}"}
             continue
@@ -578,7 +614,10 @@ def select(
         candidates = {k: v for k, v in every.items() if why_not[k] is None}
     else:
         why_not = {k: None for k in candidates}
-    probe = frames or probe_frames(h, w)
+    from videoboost.engine import infer_window
+
+    # A video-tier model is measured on aligned windows of real neighbours, as it will run.
+    probe = frames or probe_frames(h, w, window=infer_window(generator))
 
     if runtime != "auto":
         if runtime not in candidates:

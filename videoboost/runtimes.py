@@ -19,13 +19,17 @@ import numpy as np
 from videoboost.engine import Predict
 
 
+def _channels(generator) -> int:
+    """Input channels: 3, or a video-tier window's ``3 * (2k + 1)`` (stacked aligned frames)."""
+    inputs = getattr(generator, "inputs", None)
+    return int(inputs[0].shape[-1] or 3) if inputs else 3
+
+
 def _traced(generator) -> Any:
     import tensorflow as tf
 
-    return tf.function(
-        lambda lr: generator(lr, training=False),
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr")],
-    )
+    spec = tf.TensorSpec([None, None, None, _channels(generator)], tf.float32, name="lr")
+    return tf.function(lambda lr: generator(lr, training=False), input_signature=[spec])
 
 
 def openvino_model(generator) -> Any:
@@ -129,8 +133,9 @@ def picture_path_ops(model: Any) -> list[str]:
 
 def quantize_openvino(model: Any, frames: list[np.ndarray]) -> Any:
     """NNCF post-training int8 of an ``openvino.Model``: the trunk in int8, the picture path in
-    float (:func:`picture_path_ops`). ``frames``: calibration batches ``(1, h, w, 3)`` float32
-    in [0, 255], from training footage, never the benchmark."""
+    float (:func:`picture_path_ops`). ``frames``: calibration batches ``(1, h, w, c)`` float32
+    in [0, 255] (``c`` the model's input channels: aligned windows for the video tier), from
+    training footage, never the benchmark."""
     import logging
 
     import nncf
@@ -151,7 +156,9 @@ def onnx_model(generator, *, opset: int = 17) -> bytes:
 
     proto, _ = tf2onnx.convert.from_function(
         tf.function(lambda lr: generator(lr, training=False)),
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr")],
+        input_signature=[
+            tf.TensorSpec([None, None, None, _channels(generator)], tf.float32, name="lr")
+        ],
         opset=opset,
     )
     return proto.SerializeToString()

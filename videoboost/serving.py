@@ -279,13 +279,14 @@ def check_runtimes(keras_file: Path, int8_folder: Path, info: dict[str, Any]) ->
     import json
 
     from videoboost import runtime_select, runtimes
+    from videoboost.engine import infer_window
     from videoboost.tracking import load_generator
 
     generator, _ = load_generator(str(keras_file))
+    # A video-tier model calibrates on aligned windows of real neighbours.
+    frames = runtime_select.calibration_frames(window=infer_window(generator))
     try:
-        quantised = runtimes.quantize_openvino(
-            runtimes.openvino_model(generator), runtime_select.calibration_frames()
-        )
+        quantised = runtimes.quantize_openvino(runtimes.openvino_model(generator), frames)
         xml = runtimes.save_openvino_model(quantised, int8_folder)
     except ImportError:  # no OpenVINO/NNCF in this environment: no int8 candidate
         xml = None

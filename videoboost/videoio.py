@@ -55,6 +55,9 @@ _MANIFEST_VERSION = 1
 # output, whatever the video's length.
 QUEUE_FRAMES = 8
 
+ProcessFrames = Callable[..., Iterable[np.ndarray]]
+"""``process_frames(frames)``, or ``process_frames(frames, before=, after=)`` with context."""
+
 
 @dataclass(frozen=True)
 class UpscaleResult:
@@ -71,16 +74,23 @@ class UpscaleResult:
     note: str | None = None  # e.g. the odd-size padding
 
 
-def _segments_of(frames: Iterator[tuple[int, np.ndarray | None, Fraction | None]], size: int):
-    """Group decoded frames into lists of ``size`` (the last may be shorter)."""
-    batch: list[tuple[int, np.ndarray | None, Fraction | None]] = []
+def _segments_of(
+    frames: Iterator[tuple[int, np.ndarray | None, Fraction | None]], size: int, ahead: int = 0
+):
+    """Group decoded frames into lists of ``size`` (the last may be shorter).
+
+    Yields ``(segment, following)``: ``following`` is up to ``ahead`` frames after the segment
+    (the next segment's first frames, read ahead so a window model sees past the segment's end).
+    """
+    buf: list[tuple[int, np.ndarray | None, Fraction | None]] = []
     for item in frames:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        buf.append(item)
+        if len(buf) == size + ahead:
+            yield buf[:size], buf[size:]
+            del buf[:size]
+    while buf:
+        yield buf[:size], buf[size : size + ahead]
+        del buf[:size]
 
 
 class _SegmentEncoder:
@@ -142,17 +152,26 @@ class _SegmentEncoder:
 def _process_segment(
     i: int,
     batch: list[tuple[int, np.ndarray | None, Fraction | None]],
-    process_frames: Callable[[list[np.ndarray]], Iterable[np.ndarray]],
+    process_frames: ProcessFrames,
     encode: WriteBehind,
     work: WorkFolder,
+    context: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> None:
-    """The model stage of one segment: its frames through ``process_frames``, to the encoder."""
+    """The model stage of one segment: its frames through ``process_frames``, to the encoder.
+
+    ``context``: the ``(before, after)`` neighbours to hand on, or None for a caller that
+    takes none (``upscale_video(context=0)``).
+    """
     lr = [rgb for _, rgb, _ in batch]
     if any(rgb is None for rgb in lr):  # a manifest that disagrees with the source
         raise OutputError(f"{work.folder}: the work folder is inconsistent; delete it")
     encode.put(("open", i))
     count = 0
-    for sr in process_frames(lr):
+    if context is None:
+        out = process_frames(lr)
+    else:
+        out = process_frames(lr, before=context[0], after=context[1])
+    for sr in out:
         if count == len(lr):
             raise ValueError(f"process_frames returned more than the {len(lr)} frames given")
         encode.put(("frame", sr))
@@ -169,17 +188,19 @@ def _run_segments(
     src: Path,
     info: VideoProbe,
     work: WorkFolder,
-    process_frames: Callable[[list[np.ndarray]], Iterable[np.ndarray]],
+    process_frames: ProcessFrames,
     segment_frames: int,
     progress: Callable[[int, int], None] | None,
     crf: int,
     preset: str,
     queue_frames: int,
+    context: int = 0,
 ) -> tuple[int, list[Fraction | None]]:
     """Decode ``src`` once, process and encode every unfinished segment, stages overlapped.
 
     Frames of finished segments are still decoded (the only exact way to find where the next
-    segment starts) but not converted to RGB nor processed.
+    segment starts) but not converted to RGB nor processed, except the ``context`` frames just
+    before the first unfinished segment (its neighbours).
 
     Returns:
         ``(reused, times)``: finished segments reused, and every frame's source time.
@@ -190,23 +211,29 @@ def _run_segments(
         first_missing += 1
     frames_done = reused = 0
     times: list[Fraction | None] = []
-    decoder = read_ahead(
-        decode_frames(src, rgb_from=first_missing * segment_frames), queue_frames, name="decode"
-    )
+    # The ``context`` frames before the first missing segment are its neighbours: RGB too.
+    rgb_from = max(0, first_missing * segment_frames - context)
+    decoder = read_ahead(decode_frames(src, rgb_from=rgb_from), queue_frames, name="decode")
+    before: list[np.ndarray] = []  # the previous segment's last ``context`` frames
     encoder = _SegmentEncoder(work, info.fps, crf, preset)
     with (
         contextlib.closing(decoder),
         WriteBehind(encoder.feed, queue_frames, on_abort=encoder.abort, name="encode") as encode,
     ):
         try:
-            for i, batch in enumerate(_segments_of(decoder, segment_frames)):
+            segments = _segments_of(decoder, segment_frames, context)
+            for i, (batch, following) in enumerate(segments):
                 times.extend(t for _, _, t in batch)
                 if i == 0:
                     encode.put(("record", ("start_frame", start_frame(batch[0][2], info.fps))))
                 if i in finished and work.data["segments"][str(i)]["frames"] == len(batch):
                     reused += 1
                 else:
-                    _process_segment(i, batch, process_frames, encode, work)
+                    after = [rgb for _, rgb, _ in following]
+                    ctx = (before, after) if context else None
+                    _process_segment(i, batch, process_frames, encode, work, ctx)
+                if context:
+                    before = [rgb for _, rgb, _ in batch[-context:] if rgb is not None]
                 frames_done += len(batch)
                 if progress is not None:
                     progress(frames_done, info.frame_count)
@@ -225,9 +252,10 @@ def _run_segments(
 def upscale_video(
     src: str | Path,
     dst: str | Path,
-    process_frames: Callable[[list[np.ndarray]], Iterable[np.ndarray]],
+    process_frames: ProcessFrames,
     *,
     segment_frames: int = 64,
+    context: int = 0,
     work_dir: str | Path | None = None,
     job_key: str = "",
     progress: Callable[[int, int], None] | None = None,
@@ -261,6 +289,12 @@ def upscale_video(
             any iterable; a generator is encoded as it yields.
         segment_frames: frames per segment: the work lost to a crash, and the batch handed to
             ``process_frames``.
+        context: frames of context a side for a model that sees neighbours (a video-tier
+            window's ``k``). Above 0, ``process_frames`` is called as
+            ``process_frames(frames, before=..., after=...)`` with up to ``context`` frames just
+            before and after the segment (fewer at the clip's ends), also on a rerun that
+            resumes after finished segments, so segment boundaries never change the output.
+            0 (default): ``process_frames(frames)``.
         work_dir: folder for the ``.parts`` work folder (default: next to ``dst``).
         job_key: what else determines the output, e.g. ``"model=3;scale=4;height=1080"``; a
             different key never reuses old segments.
@@ -287,6 +321,8 @@ def upscale_video(
     src, dst = Path(src), Path(dst)
     if segment_frames < 1:
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
     # Fails fast, naming the file, for an unreadable source; never decodes to count.
     info = probe(src, count_frames=False)
     if src.resolve() == dst.resolve():
@@ -303,6 +339,8 @@ def upscale_video(
     folder = Path(work_dir) if work_dir is not None else dst.parent
     folder = folder / f".{dst.name}.parts"
     plan = dict(job_key=job_key, segment_frames=segment_frames, crf=crf, preset=preset)
+    if context:  # only then: the keys of single-frame work folders stay as they were
+        plan["context"] = context
     work = WorkFolder(folder, work_key(src, version=_MANIFEST_VERSION, **plan))
     data = work.data
     data.update(src=str(src), job_key=job_key, segment_frames=segment_frames, fps=str(info.fps))
@@ -314,7 +352,7 @@ def upscale_video(
         try:
             reused, times = _run_segments(
                 src, info, work, process_frames, segment_frames, progress, crf, preset,
-                queue_frames,
+                queue_frames, context,
             )  # fmt: skip
         except SourceError:
             # Its segments are of no use: a repaired source has another size/mtime, so key.

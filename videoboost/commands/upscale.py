@@ -86,7 +86,7 @@ def _refused_at_build(version: str | None) -> dict[str, str]:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, set_tf_threads
+    from videoboost.engine import Upscaler, infer_window, set_tf_threads
     from videoboost.runtime_select import model_key, select
     from videoboost.tracking import load_generator
 
@@ -125,7 +125,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         model=f"{model_identity(info)}#{model_key(generator)}",
     )
     print(choice.line(), file=sys.stderr)
-    upscaler = Upscaler(choice.predict, info["scale"], cfg.engine())
+    upscaler = Upscaler(choice.predict, info["scale"], cfg.engine(), window=infer_window(generator))
+    if upscaler.window:  # a still is upscaled as a repeated frame: say so once
+        print(f"mode: {upscaler.mode}", file=sys.stderr)
     # A resumed video must not mix segments of two runtimes: their pixels differ slightly.
     model_id = model_identity(info)
     if choice.name != "tf-f32":
