@@ -487,7 +487,7 @@ def benchmark_fidelity(
         a runtime with ``ok`` False is then never chosen for it.
     """
     from videoboost.config import BenchmarkConfig
-    from videoboost.engine import infer_scale, infer_window, still_predict
+    from videoboost.engine import infer_scale, infer_window
     from videoboost.evaluate import build_benchmark, evaluate
 
     scale = infer_scale(generator)
@@ -503,11 +503,8 @@ def benchmark_fidelity(
         if why_not[name] is not None:
             continue
         try:
-            # The benchmark feeds frames, not windows: a video model sees each as a still.
-            # Agreement with tf-f32 is a property of the arithmetic, which still windows
-            # exercise as well (every channel, every layer).
-            psnr = evaluate(still_predict(build(), window), scale, bench, cfg)
-            psnr = psnr.metrics["bench_psnr"]
+            # A video model sees the benchmark clip's runs as windows, stills repeated.
+            psnr = evaluate(build(), scale, bench, cfg, window=window).metrics["bench_psnr"]
         except Exception as exc:
             out[name] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:160]}"}
             continue
