@@ -22,8 +22,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
+# make run TIER=video trains the video tier instead of the fast one.
+TIER ?= fast
 run: venv
-	$(BIN)/videoboost run
+	$(BIN)/videoboost run --tier $(TIER)
 
 test: venv
 	$(BIN)/ruff check .

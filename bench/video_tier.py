@@ -104,6 +104,41 @@ def picture(generators: dict, bench, path: Path) -> None:
     cv2.imwrite(str(path), img[..., ::-1])
 
 
+def interleaved_fps(generators: dict, scale: int, rounds: int = 9) -> dict[str, float]:
+    """720p-output frames/s of each model, timed in turns (one frame each per round, so load
+    on this shared machine hits both alike); the video tier's time includes aligning its
+    neighbours, as in :func:`videoboost.evaluate.measure_fps`. Medians."""
+    import statistics
+
+    import numpy as np
+
+    from videoboost.align import align_stack
+    from videoboost.engine import Upscaler, infer_window, keras_predict
+    from videoboost.evaluate import OUTPUT_720P
+
+    h, w = OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
+    lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ups = {
+        n: Upscaler(keras_predict(g), scale, window=infer_window(g)) for n, g in generators.items()
+    }
+
+    def one(up) -> None:
+        if up.window:
+            near = [np.roll(lr, (d, 2 * d), (0, 1)) for d in range(1, 2 * up.window + 1)]
+            up.upscale_stack(align_stack(lr, near))
+        else:
+            up.upscale_image(lr)
+
+    times: dict[str, list[float]] = {n: [] for n in ups}
+    for r in range(rounds + 2):
+        for n, up in ups.items():
+            t0 = time.perf_counter()
+            one(up)
+            if r >= 2:  # two warm-up rounds
+                times[n].append(time.perf_counter() - t0)
+    return {n: round(1 / statistics.median(t), 2) for n, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=MAIN_JOB_TRAIN.minutes)
@@ -156,6 +191,12 @@ def main() -> None:
     }
     out.write_text(json.dumps(payload, indent=2))
     if len(generators) == 2:
+        fps = interleaved_fps(generators, bench.scale)
+        ratio = fps["video tier"] / fps["single-frame"]
+        print(f"720p frames/s, timed in turns: {fps} -> video tier at {ratio:.2f}x")
+        payload["interleaved_fps_720p"] = fps
+        payload["speed_ratio"] = round(ratio, 2)
+        out.write_text(json.dumps(payload, indent=2))
         picture(generators, bench, Path(args.image))
         print(f"wrote {args.image}")
     print(f"wrote {out}")

@@ -102,18 +102,30 @@ def comparison_png(lowres: Path, output: Path, original: Path, dst: Path, index:
     return dst
 
 
-def main_job(sources: list[str] | None = None) -> dict[str, Any]:
+def main_job(sources: list[str] | None = None, tier: str = "fast") -> dict[str, Any]:
+    """Retrain (dataset, validation, training, promotion, bento), then upscale the demo clip
+    with the champion. ``tier`` ``video`` trains the video tier instead (its dataset, kept
+    apart, also stores each frame's neighbours); the gate then decides whether it serves."""
     configure_environment()
     from flows.batch import batch_upscale
     from flows.params import RetrainParams
     from flows.retrain import retrain
 
     state = home()
+    dataset, train_cfg, folder = MAIN_JOB_DATASET, MAIN_JOB_TRAIN, "sample"
+    if tier != "fast":
+        generator = train_cfg.generator.model_dump(exclude={"filters", "blocks", "window"})
+        train_cfg = train_cfg.model_copy(
+            update={"generator": GeneratorConfig(**{**generator, "tier": tier})}
+        )
+    if tier == "video":
+        dataset = dataset.model_copy(update={"window": train_cfg.generator.window})
+        folder = "sample-video"
     params = RetrainParams(
         sources=sources or [str(p) for p in TRAIN_SOURCES],
-        dataset_dir=str(state / "datasets" / "sample"),
-        dataset=MAIN_JOB_DATASET,
-        train=MAIN_JOB_TRAIN,
+        dataset_dir=str(state / "datasets" / folder),
+        dataset=dataset,
+        train=train_cfg,
     )
     result = retrain(params)
     scale = params.dataset.scale

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 # Importing models.layers also registers its layers, so loading a .keras file works.
 from models.layers import BicubicSubpixels, CentreFrame, PixelShuffle
@@ -154,7 +155,19 @@ def build_video(cfg: GeneratorConfig) -> keras.Model:
     centre = CentreFrame(name="centre_frame")(x0)
     trunk = _fast_trunk if cfg.trunk == "fast" else _quality_trunk
     sr = _upsample_head(trunk(x0, cfg), centre, cfg.scale)
-    return keras.Model(lr, sr, name=f"videoboost_video{k}_x{cfg.scale}")
+    model = keras.Model(lr, sr, name=f"videoboost_video{k}_x{cfg.scale}")
+    # Start as the single-frame tier: the first conv's centre weights are drawn as the fast
+    # tier draws them (Glorot over 3 input channels), its neighbour weights are zero, so a
+    # fresh video generator computes exactly what a fresh fast one does and training adds
+    # what the aligned neighbours are worth. Drawn over all 9 channels, the neighbours fed
+    # random features from the first step (README, "Video tier": +0.90 against +0.94 dB on
+    # clean input for the same 5.5 minutes).
+    first = model.get_layer("conv0" if cfg.trunk == "fast" else "head")
+    kernel = np.zeros(first.kernel.shape, np.float32)
+    glorot = keras.initializers.GlorotUniform(seed=cfg.filters)
+    kernel[:, :, :3, :] = np.asarray(glorot((3, 3, 3, cfg.filters)))
+    first.kernel.assign(kernel)
+    return model
 
 
 GENERATORS: dict[str, Callable[[GeneratorConfig], keras.Model]] = {

@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with prefect_api() as api_url:
         console_without_tracebacks()  # the error ends as one line, not three tracebacks
         try:
-            result = main_job(args.sources or None)
+            result = main_job(args.sources or None, tier=args.tier)
         except httpx.TransportError as exc:  # the server went away mid-run
             raise PrefectUnavailable(
                 f"the Prefect API at {api_url} stopped answering ({type(exc).__name__}: "
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the main job: retrain pipeline on the sample clip, then upscale it"
     )
     r.add_argument("sources", nargs="*", help="training footage (default: the bundled clip)")
+    r.add_argument("--tier", choices=["fast", "quality", "video"], default="fast",
+                   help="the generator to train (default fast; video: a window of 3 aligned "
+                   "frames, its dataset built with neighbours)")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
     import importlib
