@@ -156,7 +156,9 @@ def test_a_window_dataset_holds_neighbours_in_order_without_crossing_cuts_or_spl
     stills = rows[rows.source_kind == "still"]
     assert set(stills["window"]) == {"synthetic"}
     windows = load_windows(info.path, rows)
-    assert all(w.shape == (1, 2, r.lr_h, r.lr_w, 3) for w, r in zip(windows, rows.itertuples(),
+    # Per LR entry (the clean shrink, then each real-profile variant) its two neighbours.
+    assert set(rows["variants"]) == {6}
+    assert all(w.shape == (7, 2, r.lr_h, r.lr_w, 3) for w, r in zip(windows, rows.itertuples(),
                                                                      strict=True))  # fmt: skip
     # A still's synthetic neighbours are moved copies: not the centre, but alignable onto it.
     lr = np.load(info.path / "shards" / rows.iloc[-1].shard)[f"lr_{rows.iloc[-1].shard_index:04d}"]

@@ -32,6 +32,11 @@ def video_generator(seed: int = 0):
     kernel, bias = layer.get_weights()
     rng = np.random.default_rng(seed)
     layer.set_weights([rng.normal(0, 0.5, kernel.shape).astype("float32"), bias])
+    # A fresh video generator ignores its neighbours (their first-conv weights start at zero).
+    first = gen.get_layer("conv0")
+    kernel, bias = first.get_weights()
+    kernel[:, :, 3:, :] = rng.normal(0, 0.3, kernel[:, :, 3:, :].shape)
+    first.set_weights([kernel, bias])
     return gen
 
 
