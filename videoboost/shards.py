@@ -23,7 +23,7 @@ This module is what the builder (:mod:`videoboost.dataset`), the validator
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,22 +91,36 @@ def window_key(index: int) -> str:
     return f"lrw_{index:04d}"
 
 
-def iter_windows(
-    path: str | Path, rows: pd.DataFrame
+def _iter_optional(
+    path: str | Path, rows: pd.DataFrame, key: Callable[[int], str]
 ) -> Iterator[tuple[pd.Series, np.ndarray | None]]:
-    """``(row, neighbours)`` per manifest row (see :func:`window_key`), or None without them."""
+    """``(row, array)`` per manifest row, the array named ``key(shard_index)`` or None where
+    the shard has none, reading each shard once."""
     root = Path(path)
     for shard, group in rows.groupby("shard", sort=False):
         with np.load(root / "shards" / shard) as z:
             for _, row in group.iterrows():
-                key = window_key(int(row.shard_index))
-                yield row, (z[key] if key in z.files else None)
+                name = key(int(row.shard_index))
+                yield row, (z[name] if name in z.files else None)
+
+
+def _in_row_order(
+    pairs: Iterator[tuple[pd.Series, np.ndarray | None]], rows: pd.DataFrame
+) -> list[np.ndarray | None]:
+    by_label = {row.name: v for row, v in pairs}
+    return [by_label[label] for label in rows.index]
+
+
+def iter_windows(
+    path: str | Path, rows: pd.DataFrame
+) -> Iterator[tuple[pd.Series, np.ndarray | None]]:
+    """``(row, neighbours)`` per manifest row (see :func:`window_key`), or None without them."""
+    return _iter_optional(path, rows, window_key)
 
 
 def load_windows(path: str | Path, rows: pd.DataFrame) -> list[np.ndarray | None]:
     """The window neighbours of ``rows`` (see :func:`iter_windows`), in the order of ``rows``."""
-    by_label = {row.name: v for row, v in iter_windows(path, rows)}
-    return [by_label[label] for label in rows.index]
+    return _in_row_order(iter_windows(path, rows), rows)
 
 
 def centre_pair(lr: np.ndarray, hr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,18 +180,12 @@ def iter_variants(
 ) -> Iterator[tuple[pd.Series, np.ndarray | None]]:
     """``(row, variants)`` per manifest row: ``(k, h, w, 3)`` uint8 LR variants, or None for a
     frame without any (the ``clean`` profile), reading each shard once."""
-    root = Path(path)
-    for shard, group in rows.groupby("shard", sort=False):
-        with np.load(root / "shards" / shard) as z:
-            for _, row in group.iterrows():
-                key = variant_key(int(row.shard_index))
-                yield row, (z[key] if key in z.files else None)
+    return _iter_optional(path, rows, variant_key)
 
 
 def load_variants(path: str | Path, rows: pd.DataFrame) -> list[np.ndarray | None]:
     """The LR variants of ``rows`` (see :func:`iter_variants`), in the order of ``rows``."""
-    by_label = {row.name: v for row, v in iter_variants(path, rows)}
-    return [by_label[label] for label in rows.index]
+    return _in_row_order(iter_variants(path, rows), rows)
 
 
 def load_frames(
