@@ -110,30 +110,19 @@ def interleaved_fps(generators: dict, scale: int, rounds: int = 9) -> dict[str, 
     neighbours, as in :func:`videoboost.evaluate.measure_fps`. Medians."""
     import statistics
 
-    import numpy as np
-
-    from videoboost.align import align_stack
     from videoboost.engine import Upscaler, infer_window, keras_predict
-    from videoboost.evaluate import OUTPUT_720P
+    from videoboost.evaluate import frame_720p
 
-    h, w = OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
-    lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     ups = {
         n: Upscaler(keras_predict(g), scale, window=infer_window(g)) for n, g in generators.items()
     }
-
-    def one(up) -> None:
-        if up.window:
-            near = [np.roll(lr, (d, 2 * d), (0, 1)) for d in range(1, 2 * up.window + 1)]
-            up.upscale_stack(align_stack(lr, near))
-        else:
-            up.upscale_image(lr)
+    calls = {n: frame_720p(up) for n, up in ups.items()}
 
     times: dict[str, list[float]] = {n: [] for n in ups}
     for r in range(rounds + 2):
-        for n, up in ups.items():
+        for n, one in calls.items():
             t0 = time.perf_counter()
-            one(up)
+            one()
             if r >= 2:  # two warm-up rounds
                 times[n].append(time.perf_counter() - t0)
     return {n: round(1 / statistics.median(t), 2) for n, t in times.items()}

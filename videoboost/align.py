@@ -77,6 +77,15 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(_grey(rgb), (_THUMB, _THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img`` sampled where ``flow`` points (bilinear); outside pixels take the nearest edge
+    pixel (no black borders)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
 def _residual(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute grey difference left after aligning ``b`` onto ``a`` (at most 160 px)."""
     ga, gb = _grey(a), _grey(b)
@@ -86,11 +95,7 @@ def _residual(a: np.ndarray, b: np.ndarray) -> float:
         size = (max(8, round(w * f)), max(8, round(h * f)))
         ga = cv2.resize(ga, size, interpolation=cv2.INTER_AREA)
         gb = cv2.resize(gb, size, interpolation=cv2.INTER_AREA)
-    flow = flow_between(ga, gb)
-    gx, gy = np.meshgrid(np.arange(ga.shape[1], dtype=np.float32),
-                         np.arange(ga.shape[0], dtype=np.float32))  # fmt: skip
-    warped = cv2.remap(gb, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    warped = _warp(gb, flow_between(ga, gb))
     m = 2 if min(ga.shape) > 8 else 0
     return float(cv2.absdiff(ga, warped)[m : ga.shape[0] - m, m : ga.shape[1] - m].mean())
 
@@ -121,16 +126,7 @@ def align_to(centre: np.ndarray, other: np.ndarray) -> np.ndarray:
     """
     if other is centre or np.array_equal(other, centre):
         return centre
-    flow = flow_between(_grey(centre), _grey(other))
-    h, w = centre.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        other,
-        gx + flow[..., 0],
-        gy + flow[..., 1],
-        interpolation=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    return _warp(other, flow_between(_grey(centre), _grey(other)))
 
 
 def _order(k: int) -> list[int]:

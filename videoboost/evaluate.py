@@ -49,7 +49,7 @@ import json
 import shutil
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -634,6 +634,25 @@ def score_outputs(
     return {k: metrics[k] for k in METRIC_KEYS if k in metrics}, rows
 
 
+def frame_720p(upscaler: Upscaler) -> Callable[[], None]:
+    """One 1280x720-output frame's work, for timing: a fixed pseudo-random LR frame (speed does
+    not depend on content for a convolutional net). A video-tier frame costs its model call
+    plus aligning its 2k neighbours (moved copies, so the flow has motion to find): the steady
+    per-frame cost of a stream."""
+    s = upscaler.scale
+    h, w = OUTPUT_720P[0] // s, OUTPUT_720P[1] // s
+    lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    neighbours = [np.roll(lr, (d, 2 * d), (0, 1)) for d in range(1, 2 * upscaler.window + 1)]
+
+    def one() -> None:
+        if upscaler.window:
+            upscaler.upscale_stack(align_stack(lr, neighbours))
+        else:
+            upscaler.upscale_image(lr)
+
+    return one
+
+
 def measure_fps(
     upscaler: Upscaler, cfg: BenchmarkConfig = BenchmarkConfig()
 ) -> tuple[float, dict[str, Any]] | None:
@@ -646,17 +665,7 @@ def measure_fps(
         return None
     s = upscaler.scale
     h, w = OUTPUT_720P[0] // s, OUTPUT_720P[1] // s
-    lr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    # A video-tier frame costs its model call plus aligning its 2k neighbours (moved copies,
-    # so the flow has motion to find); that is the steady per-frame cost of a stream.
-    neighbours = [np.roll(lr, (d, 2 * d), (0, 1)) for d in range(1, 2 * upscaler.window + 1)]
-
-    def one() -> None:
-        if upscaler.window:
-            upscaler.upscale_stack(align_stack(lr, neighbours))
-        else:
-            upscaler.upscale_image(lr)
-
+    one = frame_720p(upscaler)
     for _ in range(cfg.fps_warmup):
         one()
     seconds = []
