@@ -62,6 +62,7 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
     import mlflow
 
     from videoboost.tracking import MODEL_NAME, setup
+    from videoboost.train import load_checkpoint_state
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
@@ -106,7 +107,9 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
     text = bytes(err).decode(errors="replace")
     assert child.returncode == -signal.SIGKILL, f"not killed mid-epoch:\n{text[-3000:]}"
     assert state_file is not None, f"no checkpoint appeared:\n{text[-3000:]}"
-    before_kill = json.loads(state_file.read_text())
+    # Through the trainer's own reader: a kill that lands between a later checkpoint's two
+    # renames leaves the folder under another name, as resume would find it.
+    before_kill = load_checkpoint_state(state_file.parent)
     kept = before_kill["epochs_done"]
     assert 1 <= kept < 3  # killed mid-run: at most the epoch under way is lost
     run_id = state_file.parent.parent.name
