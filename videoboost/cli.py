@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 from videoboost.state import configure_environment
 
@@ -161,8 +162,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from videoboost.errors import VideoBoostError
     from videoboost.tracking import MODEL_NAME, train_run
 
-    if args.resume:
-        result = train_run(None, None, resume_run_id=args.resume, progress=not args.quiet)
+    register = not args.no_register
+    if args.resume and Path(args.resume).is_file():
+        # A checkpoint file (from this machine or another): a new run continues it.
+        result = train_run(args.dataset, None, resume_file=args.resume,
+                           checkpoint_file=args.checkpoint_file, progress=not args.quiet,
+                           register_model=register)  # fmt: skip
+    elif args.resume:
+        result = train_run(None, None, resume_run_id=args.resume, progress=not args.quiet,
+                           register_model=register)  # fmt: skip
     else:
         if not args.dataset:
             raise VideoBoostError("--dataset DIR is required (or --resume RUN_ID)")
@@ -173,7 +181,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"build a x{args.scale} dataset with `videoboost dataset build --scale {args.scale}`"
             )
         cfg = train_config_from_args(args, info.scale)
-        result = train_run(args.dataset, cfg, progress=not args.quiet, init=args.init)
+        result = train_run(
+            args.dataset,
+            cfg,
+            progress=not args.quiet,
+            init=args.init,
+            checkpoint_file=args.checkpoint_file,
+            register_model=register,
+        )
     if result["run_id"] is None:  # a non-chief worker of a multi-worker run
         print(f"{result['worker']}: trained in step with the chief, which logs the MLflow run")
     else:
@@ -252,8 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warm start from the champion or any generator of the same tier and "
                    "scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
     t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
-    t.add_argument("--resume", metavar="RUN_ID", default=None,
-                   help="continue a killed run from its last checkpoint (same MLflow run)")  # fmt: skip
+    t.add_argument("--resume", metavar="RUN_ID|FILE", default=None,
+                   help="continue a killed run from its last checkpoint: a run id (same MLflow "
+                   "run) or a checkpoint file from --checkpoint-file, from any machine (a new "
+                   "run continues its steps, schedule and curves)")  # fmt: skip
+    t.add_argument("--checkpoint-file", metavar="FILE", default=None,
+                   help="also pack every epoch's checkpoint into this one file (atomically), "
+                   "to carry or commit; resuming a file keeps writing it unless this is given")  # fmt: skip
+    t.add_argument(
+        "--no-register",
+        action="store_true",
+        help="log the model to the run but do not register a version",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 

@@ -400,8 +400,16 @@ def train_run(
     register_model: bool = True,
     init: str | None = None,
     callbacks: Sequence[Any] = (),
+    checkpoint_file: str | Path | None = None,
+    resume_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train with every epoch logged to MLflow, then log and register the generator.
+
+    With ``checkpoint_file`` every epoch's checkpoint is also packed into that one file
+    (:mod:`videoboost.training.checkpoint_file`), which another machine resumes with
+    ``resume_file``: a new MLflow run there continues the same epochs, steps, schedule and crop
+    stream (its config comes from the file; ``dataset_dir`` None takes the file's dataset path),
+    and keeps writing the same file.
 
     With ``resume_run_id`` the same MLflow run continues from its last checkpoint. With
     ``init`` (``"champion"`` or a model URI/path) training starts from that generator's weights
@@ -424,6 +432,12 @@ def train_run(
 
     experiment_id = setup()
     client = mlflow.MlflowClient()
+    file_meta = None
+    if resume_file:
+        file_meta = _read_checkpoint_file(resume_file)
+        cfg = TrainConfig.model_validate(file_meta["config"])
+        dataset_dir = dataset_dir or file_meta["dataset"]["path"]
+        checkpoint_file = checkpoint_file or resume_file
     if resume_run_id:
         run = with_store_retries(lambda: client.get_run(resume_run_id), "reading the run")
         cfg = TrainConfig.model_validate_json(run.data.tags["config_json"])
@@ -434,8 +448,14 @@ def train_run(
                 f"{run.data.tags['registered_version']}; nothing to resume"
             )
     info = load_info(dataset_dir)
+    if file_meta and file_meta["dataset"]["version"] != info.version:
+        print(
+            f"note: {resume_file} trained on dataset {file_meta['dataset']['version']}; it "
+            f"continues on {info.version} ({info.path})",
+            flush=True,
+        )
     parent, parent_info = None, {}
-    if init and not resume_run_id:
+    if init and not resume_run_id and not resume_file:
         parent, parent_info = load_init(init, cfg.generator.scale)
     scorer = benchmark_scorer(cfg.generator.scale) if cfg.gan_epochs else None
 
@@ -465,8 +485,19 @@ def train_run(
             )
             log_dataset(info)
             mlflow.log_dict(cfg.model_dump(), "config.json")
+        file_cb = []
+        if checkpoint_file:
+            file_cb = [_checkpoint_file_callback(checkpoint_file, file_meta, work_dir, cfg, info,
+                                                 run_id)]  # fmt: skip
+            mlflow.set_tag("checkpoint_file", str(Path(checkpoint_file).resolve()))
+        if resume_file:
+            from videoboost.training import checkpoint_file as ckpt_file
+
+            ckpt_file.unpack(resume_file, work_dir / "checkpoint")
+            mlflow.set_tags({"resumed_from_file": str(resume_file),
+                             "resumed_from_run": file_meta.get("run_id", "")})  # fmt: skip
         logger = make_epoch_logger(work_dir / "samples")
-        if resume_run_id:
+        if resume_run_id or resume_file:
             _relog_checkpointed_epochs(client, run_id, work_dir)
         else:
             log_start_image(info.path, cfg, parent, parent_info, work_dir / "samples")
@@ -475,8 +506,8 @@ def train_run(
                 dataset_dir,
                 cfg,
                 work_dir,
-                callbacks=[logger, *callbacks],
-                resume=bool(resume_run_id),
+                callbacks=[*file_cb, logger, *callbacks],
+                resume=bool(resume_run_id or resume_file),
                 progress=progress,
                 init=parent,
                 scorer=scorer,
@@ -677,6 +708,39 @@ def _registered_from(client, run_id: str):
         "listing the versions",
     )
     return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _read_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    from videoboost.training import checkpoint_file as ckpt_file
+
+    try:
+        return ckpt_file.read_meta(path)
+    except (OSError, ValueError) as exc:
+        raise VideoBoostError(str(exc)) from exc
+
+
+def _checkpoint_file_callback(path, file_meta, work_dir: Path, cfg, info, run_id: str):
+    """The callback that packs each epoch's checkpoint into ``path``, with a new stretch."""
+    from videoboost.training import checkpoint_file as ckpt_file
+
+    meta = dict(file_meta or {})
+    meta.setdefault("stretches", [])
+    meta.update(
+        config=json.loads(cfg.model_dump_json()),
+        dataset={"version": info.version, "path": str(info.path)},
+        run_id=meta.get("run_id", run_id),
+    )
+    meta["runs"] = [*meta.get("runs", []), run_id]
+    meta["stretches"].append(
+        ckpt_file.new_stretch(
+            commit=git_commit(),
+            precision="float32",
+            dataset_version=info.version,
+            steps=int(meta.get("steps", 0)),
+            elapsed_s=float(meta.get("elapsed_s", 0.0)),
+        )
+    )
+    return ckpt_file.CheckpointFile(path, work_dir / "checkpoint", meta)
 
 
 def _relog_checkpointed_epochs(client, run_id: str, work_dir: Path) -> None:
