@@ -33,10 +33,10 @@ def main() -> None:
 
     from bench.train import bicubic_fps
     from models.networks import build_generator
-    from videoboost.compare import comparison_image
     from videoboost.config import BenchmarkConfig, GeneratorConfig
-    from videoboost.engine import set_tf_threads
-    from videoboost.evaluate import build_benchmark, evaluate_keras
+    from videoboost.evaluation.benchmark import build_benchmark, evaluate_keras
+    from videoboost.evaluation.compare import comparison_image
+    from videoboost.inference.engine import set_tf_threads
 
     set_tf_threads(2)
     gen = build_generator(GeneratorConfig(tier=args.tier))

@@ -350,7 +350,7 @@ def main() -> None:
     # bench/serve.py sets up a private BentoML home when imported and has the model, frame
     # and server helpers this benchmark shares.
     from bench import serve as common
-    from videoboost.serving import import_model
+    from videoboost.mlops.serving import import_model
 
     path, what = common.prepare_model(args.model)
     tag = import_model(str(path)).tag

@@ -35,10 +35,10 @@ from videoboost.config import (  # noqa: E402
     RealDegradeConfig,
     TrainConfig,
 )
-from videoboost.dataset import build_dataset  # noqa: E402
-from videoboost.evaluate import build_benchmark, evaluate_keras, track_key  # noqa: E402
-from videoboost.sources import TRAIN_SOURCES  # noqa: E402
-from videoboost.train import train  # noqa: E402
+from videoboost.data.sources import TRAIN_SOURCES  # noqa: E402
+from videoboost.evaluation.benchmark import build_benchmark, evaluate_keras, track_key  # noqa: E402
+from videoboost.mlops.validation import build_validated_dataset  # noqa: E402
+from videoboost.training.train import train  # noqa: E402
 
 
 def run_profile(profile: str, real: RealDegradeConfig, tier: str, minutes: float, work: Path,
@@ -47,7 +47,7 @@ def run_profile(profile: str, real: RealDegradeConfig, tier: str, minutes: float
         update={"degrade": DegradeConfig(profile=profile, real=real)}
     )
     t0 = time.perf_counter()
-    info = build_dataset(TRAIN_SOURCES, work / f"dataset-{profile}", dataset_cfg, progress=False)
+    info = build_validated_dataset(TRAIN_SOURCES, work / f"dataset-{profile}", dataset_cfg, progress=False)
     build_s = time.perf_counter() - t0
     data = MAIN_JOB_TRAIN.model_dump()
     data.update(generator={"tier": tier}, minutes=minutes, sample_every=1000)
@@ -88,7 +88,7 @@ def picture(reports: dict, path: Path) -> None:
     """LR | bicubic | clean-trained | real-trained | HR on the coded sample frame."""
     import cv2
 
-    from videoboost.compare import detail_corners, side_by_side
+    from videoboost.evaluation.compare import detail_corners, side_by_side
 
     report = next(iter(reports.values()))
     first = report.sample

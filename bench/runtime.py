@@ -3,22 +3,22 @@
 For both tiers (fast: ``GeneratorConfig(tier="fast")``, five 3x3 convs 32 wide; quality:
 ``tier="quality"``, 8 residual blocks 32 wide) it times one frame per call on
 
-* ``tf-f32``: :func:`videoboost.engine.keras_predict`, the shipped path;
+* ``tf-f32``: :func:`videoboost.inference.engine.keras_predict`, the shipped path;
 * ``tf-bf16``: the same weights rebuilt under Keras' ``mixed_bfloat16`` policy (oneDNN);
 * ``ov-f32`` / ``ov-bf16``: OpenVINO, ``INFERENCE_PRECISION_HINT`` f32 / bf16 (bf16 only where
   the CPU reports it: OpenVINO picks bf16 by default on such CPUs);
 * ``ov-int8``: OpenVINO after NNCF post-training quantisation of the trunk
-  (:func:`videoboost.runtimes.quantize_openvino`; the picture path stays float);
+  (:func:`videoboost.inference.runtimes.quantize_openvino`; the picture path stays float);
 * ``ort-f32`` / ``ort-int8``: ONNX Runtime on the tf2onnx graph, and its static QDQ int8;
 * ``cv2-bicubic``: ``cv2.resize`` bicubic, the floor every model is compared to;
-* ``auto``: what ``videoboost upscale`` picks on this host (:func:`videoboost.runtime_select.select`,
+* ``auto``: what ``videoboost upscale`` picks on this host (:func:`videoboost.evaluation.runtime_select.select`,
   measured afresh, not from the cache), built again and timed in the same rounds as the rest.
 
 Calls are interleaved round by round so machine noise hits every runtime alike; the table
 gives medians of wall time and of process CPU time (the steadier figure on a shared machine)
 and ratios to ``tf-f32`` from the same run. Int8 calibration uses training frames (the sample
 clip), never the held-out benchmark. Then each runtime upscales the held-out benchmark
-(:func:`videoboost.evaluate.evaluate`, throughput off) and the PSNR delta to ``tf-f32`` on the
+(:func:`videoboost.evaluation.benchmark.evaluate`, throughput off) and the PSNR delta to ``tf-f32`` on the
 same weights is reported: a runtime is adopted only at >= 1.3x and <= 0.05 dB loss.
 
 Without ``--fast-model`` / ``--quality-model`` a tier gets fresh weights whose last
@@ -56,7 +56,7 @@ def generator_for(tier: str, model: str | None):
     from videoboost.config import GeneratorConfig
 
     if model:
-        from videoboost.tracking import load_generator
+        from videoboost.mlops.tracking import load_generator
 
         return load_generator(model)[0], model
     import keras
@@ -71,7 +71,7 @@ def generator_for(tier: str, model: str | None):
 
 
 def bf16_twin(generator):
-    from videoboost.runtime_select import bf16_twin as twin
+    from videoboost.evaluation.runtime_select import bf16_twin as twin
 
     return twin(generator)
 
@@ -80,7 +80,7 @@ def calibration_frames(scale: int, n: int = 8) -> list[np.ndarray]:
     """``n`` LR frames (1, 180, 320, 3) float32 from the training clip (not the benchmark)."""
     import cv2
 
-    from videoboost.sources import SAMPLE_CLIP
+    from videoboost.data.sources import SAMPLE_CLIP
 
     cap = cv2.VideoCapture(str(SAMPLE_CLIP))
     frames, i = [], 0
@@ -105,8 +105,8 @@ def build_runtimes(
 
     ``only``: build just these (``tf-f32`` always: it is the reference).
     """
-    from videoboost import runtimes
-    from videoboost.engine import keras_predict
+    from videoboost.inference import runtimes
+    from videoboost.inference.engine import keras_predict
 
     built, skipped = {"tf-f32": keras_predict(generator)}, {}
 
@@ -160,7 +160,7 @@ def ort_int8(onnx_bytes: bytes, calib: list[np.ndarray], threads: int):
 
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-    from videoboost import runtimes
+    from videoboost.inference import runtimes
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -216,7 +216,7 @@ def time_all(predicts: dict, runs: int, warmup: int) -> dict[str, dict]:
 
 def psnr_all(predicts: dict, scale: int, frames: int) -> dict[str, dict]:
     from videoboost.config import BenchmarkConfig
-    from videoboost.evaluate import build_benchmark, evaluate
+    from videoboost.evaluation.benchmark import build_benchmark, evaluate
 
     cfg = BenchmarkConfig(frames=frames, segments=min(2, frames), fps_runs=0)
     bench = build_benchmark(scale, cfg=cfg)
@@ -244,7 +244,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "runtime.json"))
     args = p.parse_args()
 
-    from videoboost.engine import set_tf_threads
+    from videoboost.inference.engine import set_tf_threads
 
     set_tf_threads(args.threads)
     results = {
@@ -286,7 +286,7 @@ def main() -> None:
 
 def host_fields() -> dict:
     """The CPU behind every figure: model, the flags that matter, its kind, cores, load."""
-    from videoboost.runtime_select import detect_host
+    from videoboost.evaluation.runtime_select import detect_host
 
     host = detect_host()
     return {
@@ -299,7 +299,7 @@ def host_fields() -> dict:
 
 
 def machine() -> str:
-    from videoboost.runtime_select import detect_host
+    from videoboost.evaluation.runtime_select import detect_host
 
     host = detect_host()
     return f"{platform.machine()} {host.describe()}, load avg {os.getloadavg()[0]:.1f}"
@@ -309,7 +309,7 @@ def auto_choice(generator, threads: int):
     """``auto``'s pick at 320x180, measured now (a throwaway cache, so never a stale pick)."""
     import tempfile
 
-    from videoboost.runtime_select import describe_table, select
+    from videoboost.evaluation.runtime_select import describe_table, select
 
     with tempfile.TemporaryDirectory() as tmp:
         choice = select(generator, size=(LR_W, LR_H), threads=threads,

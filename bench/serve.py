@@ -82,7 +82,7 @@ def prepare_model(model: str | None) -> tuple[Path, str]:
 
     path = WORK / "generator.keras"
     if model:
-        from videoboost.tracking import load_generator
+        from videoboost.mlops.tracking import load_generator
 
         generator, info = load_generator(model)
         what = f"{info['uri']} (x{info['scale']})"
@@ -98,10 +98,10 @@ def prepare_model(model: str | None) -> tuple[Path, str]:
 def bare_speed(path: Path, png: bytes, runs: int) -> dict:
     """Median ms per frame: the model alone, and decode + engine + encode in process."""
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, set_tf_threads
-    from videoboost.images import encode_image, encode_png, read_image
-    from videoboost.runtime_select import select
-    from videoboost.tracking import load_generator
+    from videoboost.evaluation.runtime_select import select
+    from videoboost.inference.engine import Upscaler, set_tf_threads
+    from videoboost.inference.images import encode_image, encode_png, read_image
+    from videoboost.mlops.tracking import load_generator
 
     set_tf_threads(None)
     generator, info = load_generator(str(path))
@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = parser.parse_args()
 
-    from videoboost.serving import import_model
+    from videoboost.mlops.serving import import_model
 
     path, what = prepare_model(args.model)
     pngs = [frame_png(seed) for seed in range(8)]
@@ -391,7 +391,7 @@ def main() -> None:
     for r in rows:
         cells = [r.get(c, "-") for c in cols]
         print("| " + " | ".join(str(c) if c != {} else "0" for c in cells) + " |")
-    from videoboost.runtime_select import detect_host
+    from videoboost.evaluation.runtime_select import detect_host
 
     host = detect_host()
     print(f"\nhost: {host.describe()}; bare runtime {bare['runtime']}, server: {server_runtime}")

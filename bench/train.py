@@ -29,10 +29,10 @@ import keras  # noqa: E402
 
 from flows.main_job import MAIN_JOB_DATASET  # noqa: E402
 from videoboost.config import BenchmarkConfig, GeneratorConfig, TrainConfig  # noqa: E402
-from videoboost.dataset import build_dataset  # noqa: E402
-from videoboost.evaluate import build_benchmark, evaluate_keras  # noqa: E402
-from videoboost.sources import TRAIN_SOURCES  # noqa: E402
-from videoboost.train import train  # noqa: E402
+from videoboost.data.sources import TRAIN_SOURCES  # noqa: E402
+from videoboost.evaluation.benchmark import build_benchmark, evaluate_keras  # noqa: E402
+from videoboost.mlops.validation import build_validated_dataset  # noqa: E402
+from videoboost.training.train import train  # noqa: E402
 
 
 class Snapshots(keras.callbacks.Callback):
@@ -217,7 +217,7 @@ def main() -> None:
     }
 
     work = Path(args.work)
-    info = build_dataset(TRAIN_SOURCES, work / "dataset", MAIN_JOB_DATASET, progress=False)
+    info = build_validated_dataset(TRAIN_SOURCES, work / "dataset", MAIN_JOB_DATASET, progress=False)
     bench = build_benchmark(scale=4)
     rows = []
     for tier in args.tiers:

@@ -3,7 +3,7 @@ the stages overlapped (the default) and one after another (``queue_frames=0``), 
 for a short clip and one 10x longer (memory must not grow with length).
 
 The sources are the bundled clip scaled to 320x180 (looped for the long one), with an AAC
-track; the output is 1280x720 H.264 through :func:`videoboost.videoio.upscale_video`, exactly as
+track; the output is 1280x720 H.264 through :func:`videoboost.video.pipeline.upscale_video`, exactly as
 ``videoboost upscale`` runs it (segments of 64 frames, x264 ``--preset``, audio copied). Each
 clip runs in a fresh process so its peak RSS (``ru_maxrss``) is its own; the process reports
 the peak before the job (TensorFlow, model, warm-up) and after it, and the resident memory
@@ -90,7 +90,7 @@ def child_bicubic(args: argparse.Namespace) -> None:
     import cv2
 
     from videoboost.config import UpscaleConfig
-    from videoboost.videoio import QUEUE_FRAMES, upscale_video
+    from videoboost.video.pipeline import QUEUE_FRAMES, upscale_video
 
     cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
     size = (LR_W * 4, LR_H * 4)
@@ -136,14 +136,14 @@ def child_bicubic(args: argparse.Namespace) -> None:
 def child(args: argparse.Namespace) -> None:
     """One clip in this (fresh) process: model-only fps, the job, peak memory."""
     from videoboost.config import GeneratorConfig, UpscaleConfig
-    from videoboost.engine import Upscaler, keras_predict, set_tf_threads
-    from videoboost.videoio import QUEUE_FRAMES, probe, upscale_video
+    from videoboost.inference.engine import Upscaler, keras_predict, set_tf_threads
+    from videoboost.video.pipeline import QUEUE_FRAMES, probe, upscale_video
 
     if args.model == "bicubic":
         return child_bicubic(args)
     set_tf_threads(None)
     if args.model:
-        from videoboost.tracking import load_generator
+        from videoboost.mlops.tracking import load_generator
 
         generator, info = load_generator(args.model)
         scale = info["scale"]
@@ -156,7 +156,7 @@ def child(args: argparse.Namespace) -> None:
     if args.runtime == "tf-f32":
         predict, runtime = keras_predict(generator), "tf-f32"
     else:  # what `videoboost upscale` would run here (measured afresh: a throwaway cache)
-        from videoboost.runtime_select import select
+        from videoboost.evaluation.runtime_select import select
 
         with tempfile.TemporaryDirectory() as tmp:
             choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
@@ -231,8 +231,8 @@ def profile(args: argparse.Namespace) -> None:
 
     from models.networks import build_generator
     from videoboost.config import GeneratorConfig
-    from videoboost.engine import set_tf_threads
-    from videoboost.runtime_select import detect_host, select
+    from videoboost.evaluation.runtime_select import detect_host, select
+    from videoboost.inference.engine import set_tf_threads
 
     set_tf_threads(None)
     n = args.profile
@@ -355,7 +355,7 @@ def main() -> None:
         child(args)
         return
 
-    from videoboost.runtime_select import detect_host
+    from videoboost.evaluation.runtime_select import detect_host
 
     host = detect_host()
     work = Path(tempfile.mkdtemp(prefix="videoboost-bench-video-"))

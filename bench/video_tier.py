@@ -34,10 +34,10 @@ from bench.host import host  # noqa: E402
 from bench.train import log_run, print_table  # noqa: E402
 from flows.main_job import MAIN_JOB_DATASET, MAIN_JOB_TRAIN  # noqa: E402
 from videoboost.config import BenchmarkConfig, TrainConfig  # noqa: E402
-from videoboost.dataset import build_dataset  # noqa: E402
-from videoboost.evaluate import build_benchmark, evaluate_keras, track_key  # noqa: E402
-from videoboost.sources import TRAIN_SOURCES  # noqa: E402
-from videoboost.train import train  # noqa: E402
+from videoboost.data.sources import TRAIN_SOURCES  # noqa: E402
+from videoboost.evaluation.benchmark import build_benchmark, evaluate_keras, track_key  # noqa: E402
+from videoboost.mlops.validation import build_validated_dataset  # noqa: E402
+from videoboost.training.train import train  # noqa: E402
 
 
 def run_tier(generator: dict, minutes: float, dataset, work: Path, bench, overrides: dict):
@@ -84,8 +84,8 @@ def picture(generators: dict, bench, path: Path) -> None:
     """LR | single-frame | video tier | HR on a video-track frame from the middle of a run."""
     import cv2
 
-    from videoboost.compare import detail_corners, side_by_side
-    from videoboost.engine import Upscaler, infer_window, keras_predict
+    from videoboost.evaluation.compare import detail_corners, side_by_side
+    from videoboost.inference.engine import Upscaler, infer_window, keras_predict
 
     item = bench.track("video").items[0]
     run = item.run_slices()[0]
@@ -107,11 +107,11 @@ def picture(generators: dict, bench, path: Path) -> None:
 def interleaved_fps(generators: dict, scale: int, rounds: int = 9) -> dict[str, float]:
     """720p-output frames/s of each model, timed in turns (one frame each per round, so load
     on this shared machine hits both alike); the video tier's time includes aligning its
-    neighbours, as in :func:`videoboost.evaluate.measure_fps`. Medians."""
+    neighbours, as in :func:`videoboost.evaluation.benchmark.measure_fps`. Medians."""
     import statistics
 
-    from videoboost.engine import Upscaler, infer_window, keras_predict
-    from videoboost.evaluate import frame_720p
+    from videoboost.evaluation.benchmark import frame_720p
+    from videoboost.inference.engine import Upscaler, infer_window, keras_predict
 
     ups = {
         n: Upscaler(keras_predict(g), scale, window=infer_window(g)) for n, g in generators.items()
@@ -143,7 +143,7 @@ def main() -> None:
     bench = build_benchmark(scale=4)
     dataset_cfg = MAIN_JOB_DATASET.model_copy(update={"window": args.window})
     t0 = time.perf_counter()
-    dataset = build_dataset(TRAIN_SOURCES, work / f"dataset-w{args.window}", dataset_cfg)
+    dataset = build_validated_dataset(TRAIN_SOURCES, work / f"dataset-w{args.window}", dataset_cfg)
     print(f"dataset {dataset.version}: {dataset.counts} ({time.perf_counter() - t0:.0f} s)")
     tiers = {
         "single": {"tier": args.trunk},

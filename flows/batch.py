@@ -6,7 +6,7 @@ One task per file, submitted together so they run concurrently; a file that fail
 By default the tasks are threads of the flow's process, sharing the model it loaded. With
 ``dask`` (or ``VIDEOBOOST_DASK_*`` in the environment) the same work runs in a subflow on a
 Dask cluster through ``prefect-dask``: a LocalCluster started for the run, or the scheduler
-at ``dask.address``. Workers load the model themselves (:mod:`videoboost.fanout`), and a
+at ``dask.address``. Workers load the model themselves (:mod:`videoboost.batch.fanout`), and a
 video longer than ``dask.split_frames`` is cut at keyframes into parts that upscale on
 different workers, then one task stitches them with the source audio.
 
@@ -44,11 +44,12 @@ def _where() -> str:
 
 @task(cache_policy=NO_CACHE, task_run_name="upscale-{job.src.name}")
 def upscale_file(job, model, engine: EngineConfig, height: int | None) -> dict[str, Any]:
-    from videoboost.batch import upscale_jobs
-    from videoboost.fanout import upscaler_for
+    from videoboost.batch.fanout import upscaler_for
+    from videoboost.batch.jobs import upscale_jobs
+    from videoboost.mlops.tracking import load_generator
 
     logger = get_run_logger()
-    upscaler = upscaler_for(model, engine)  # loaded once per process (the flow's, or a worker's)
+    upscaler = upscaler_for(model, engine, load_generator)  # loaded once per process (the flow's, or a worker's)
     (outcome,) = upscale_jobs([job], upscaler, model_id=model.identity, height=height,
                               progress=False, log=logger.info)  # fmt: skip
     if not outcome.ok:
@@ -59,9 +60,10 @@ def upscale_file(job, model, engine: EngineConfig, height: int | None) -> dict[s
 
 @task(cache_policy=NO_CACHE, task_run_name="upscale-{job.src.name}-part-{part.index}")
 def upscale_part(job, plan, part, model, engine: EngineConfig, height: int | None) -> dict:
-    from videoboost import fanout
+    from videoboost.batch import fanout
+    from videoboost.mlops.tracking import load_generator
 
-    upscaler = fanout.upscaler_for(model, engine)
+    upscaler = fanout.upscaler_for(model, engine, load_generator)
     done = fanout.upscale_part(plan, part, upscaler, height=height)
     where = _where()
     get_run_logger().info(
@@ -73,7 +75,7 @@ def upscale_part(job, plan, part, model, engine: EngineConfig, height: int | Non
 
 @task(cache_policy=NO_CACHE, task_run_name="stitch-{job.src.name}")
 def stitch_video(job, plan, parts: list[dict]) -> dict[str, Any]:
-    from videoboost.fanout import stitch
+    from videoboost.batch.fanout import stitch
 
     out = stitch(plan)
     workers = sorted({p["worker"] for p in parts})
@@ -106,15 +108,15 @@ def _upscale_batch(
     split_frames: int | None,
 ) -> dict[str, Any]:
     """The flow body, on whichever task runner the calling flow has."""
-    from videoboost.batch import plan_jobs
-    from videoboost.engine import Upscaler, infer_window, keras_predict
-    from videoboost.fanout import ModelRef, job_key, prepare_video, remember
-    from videoboost.tracking import load_generator
+    from videoboost.batch.fanout import ModelRef, job_key, prepare_video, remember
+    from videoboost.batch.jobs import plan_jobs
+    from videoboost.inference.engine import Upscaler, infer_window, keras_predict
+    from videoboost.mlops.tracking import MODEL_NAME, load_generator
 
     logger = get_run_logger()
     # Resolved once to a fixed version, so a promotion during the batch cannot mix two models.
     generator, info = load_generator(model)
-    ref = ModelRef.from_info(info)
+    ref = ModelRef.from_info(info, MODEL_NAME)
     engine = EngineConfig(tile=tile, batch=batch)
     window = infer_window(generator)  # a video-tier model's k: parts decode k frames beyond
     upscaler = Upscaler(keras_predict(generator), ref.scale, engine, window=window)
@@ -182,7 +184,7 @@ def _connect(cfg: DaskConfig) -> int:
     """Connect the subflow's Dask client now, so a dead scheduler is one clear error."""
     from prefect.context import FlowRunContext
 
-    from videoboost.fanout import ClusterUnavailable
+    from videoboost.batch.fanout import ClusterUnavailable
 
     where = f"the Dask scheduler at {cfg.address}" if cfg.address else "a local Dask cluster"
     try:

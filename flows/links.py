@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect.artifacts import create_link_artifact
 
-# Where videoboost.tracking.log_dataset puts the validation report (videoboost.report's
+# Where videoboost.mlops.tracking.log_dataset puts the validation report (videoboost.data.report's
 # self-contained page) in the training run's artifacts.
 REPORT_ARTIFACT = "dataset/data_docs/local_site/index.html"
 
@@ -20,7 +20,7 @@ def mlflow_pages(
 ) -> dict[str, str | None]:
     """``{what: url or None}`` for the run, its validation report, its comparison images and
     the model version (None everywhere with a local store)."""
-    from videoboost.tracking import artifact_url, run_url, version_url
+    from videoboost.mlops.tracking import artifact_url, run_url, version_url
 
     if not run_id or not experiment_id:
         return {"run": None, "report": None, "images": None, "version": None}
@@ -41,8 +41,8 @@ def md_link(text: str, url: str | None, fallback: str = "") -> str:
 
 def no_server_note() -> str:
     """One Markdown paragraph: why there are no links, and how to look anyway."""
+    from videoboost.mlops.tracking import safe_uri, ui_base, ui_command
     from videoboost.state import tracking_uri
-    from videoboost.tracking import safe_uri, ui_base, ui_command
 
     if ui_base():
         return ""

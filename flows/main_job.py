@@ -16,7 +16,7 @@ from videoboost.config import (
     SamplingConfig,
     TrainConfig,
 )
-from videoboost.sources import SAMPLE_CLIP, TRAIN_SOURCES
+from videoboost.data.sources import SAMPLE_CLIP, TRAIN_SOURCES
 from videoboost.state import configure_environment, home
 
 # About five and a half minutes of training on 2 CPU cores (the clock, not an epoch count, ends it, so a
@@ -50,8 +50,8 @@ def make_lowres_clip(src: Path, dst: Path, scale: int, crf: int = DEMO_CRF) -> P
     """A 1/scale copy of ``src`` (the antialiased bicubic shrink, then H.264 at ``crf``, audio
     kept)."""
     from videoboost.config import DegradeConfig
-    from videoboost.degrade import degrade, mod_crop
-    from videoboost.videoio import upscale_video
+    from videoboost.data.degrade import degrade, mod_crop
+    from videoboost.video.pipeline import upscale_video
 
     if dst.is_file():
         return dst
@@ -82,9 +82,9 @@ def comparison_png(lowres: Path, output: Path, original: Path, dst: Path, index:
     """LR | bicubic | VideoBoost | original for one frame of the demo clip."""
     import cv2
 
-    from videoboost.compare import comparison_image
-    from videoboost.degrade import mod_crop
-    from videoboost.frames import iter_video_frames
+    from videoboost.data.degrade import mod_crop
+    from videoboost.data.frames import iter_video_frames
+    from videoboost.evaluation.compare import comparison_image
 
     def frame(path: Path):
         for f in iter_video_frames(path):
@@ -145,8 +145,8 @@ def main_job(sources: list[str] | None = None, tier: str = "fast") -> dict[str, 
 def print_report(result: dict[str, Any]) -> None:
     import os
 
-    from videoboost.evaluate import track_metrics, tracks_of
-    from videoboost.version_card import ML_VIEW
+    from videoboost.evaluation.benchmark import track_metrics, tracks_of
+    from videoboost.mlops.version_card import ML_VIEW
 
     d, run, p = result["dataset"], result["run"], result["promotion"]
     state = home()

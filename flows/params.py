@@ -6,8 +6,8 @@ No ``from __future__ import annotations`` here: Prefect reads these annotations 
 from pydantic import BaseModel, Field
 
 from videoboost.config import DatasetConfig, PromoteConfig, TrainConfig
-from videoboost.sources import SAMPLE_CLIP as _SAMPLE_CLIP
-from videoboost.sources import TRAIN_SOURCES
+from videoboost.data.sources import SAMPLE_CLIP as _SAMPLE_CLIP
+from videoboost.data.sources import TRAIN_SOURCES
 
 SAMPLE_CLIP = str(_SAMPLE_CLIP)
 

@@ -14,8 +14,8 @@ from flows.links import REPORT_ARTIFACT, link_artifacts, md_link, mlflow_pages, 
 from flows.params import RetrainParams
 from videoboost.config import DatasetConfig, PromoteConfig, TrainConfig
 from videoboost.errors import ValidationFailed
+from videoboost.mlops.tracking import MODEL_NAME
 from videoboost.state import configure_environment, home
-from videoboost.tracking import MODEL_NAME
 
 configure_environment()
 
@@ -47,11 +47,11 @@ def _validation_md(validation: dict[str, Any] | None) -> str:
 
 @task(cache_policy=NO_CACHE)
 def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict[str, Any]:
-    from videoboost.dataset import build_dataset
+    from videoboost.mlops.validation import build_validated_dataset
 
     logger = get_run_logger()
     try:
-        info = build_dataset(sources, out, cfg, progress=False)
+        info = build_validated_dataset(sources, out, cfg, progress=False)
     except ValidationFailed as exc:
         # A rejected dataset starts no MLflow run, so its report has no web address: the
         # failures themselves go in the artifact, and the path of the full page for a shell.
@@ -96,7 +96,7 @@ def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
     if init != "champion":
         return init
     from videoboost.errors import ModelNotFound, VideoBoostError
-    from videoboost.tracking import load_init
+    from videoboost.mlops.tracking import load_init
 
     logger = get_run_logger()
     try:
@@ -105,7 +105,7 @@ def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
         logger.info("cold start: %s", exc)
         return None
     from models.networks import build_generator
-    from videoboost.train import warm_start
+    from videoboost.training.train import warm_start
 
     try:  # the same check training makes, on a throwaway generator
         warm_start(build_generator(cfg.generator), generator)
@@ -120,7 +120,7 @@ def _epoch_log(logger):
     shows of training; the console has its own progress)."""
     import keras
 
-    from videoboost.train import epoch_summary
+    from videoboost.training.train import epoch_summary
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -132,7 +132,7 @@ def _epoch_log(logger):
 
 @task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def train_task(dataset_dir: str, cfg: TrainConfig, init: str | None = None) -> dict[str, Any]:
-    from videoboost.tracking import train_run
+    from videoboost.mlops.tracking import train_run
 
     init = _warm_start_from(init, cfg)
     result = train_run(
@@ -179,13 +179,13 @@ def promote_task(
     version: str, cfg: PromoteConfig, videos: list[str] | None, frames: int | None
 ) -> dict[str, Any]:
     from videoboost.config import BenchmarkConfig
-    from videoboost.registry import promote
+    from videoboost.mlops.registry import promote
 
     bench_cfg = BenchmarkConfig(frames=frames) if frames else BenchmarkConfig()
     decision = promote(version, cfg, sources=videos, bench_cfg=bench_cfg)
     text = decision.summary()
     get_run_logger().info("%s", text)
-    from videoboost.tracking import version_url
+    from videoboost.mlops.tracking import version_url
 
     page = version_url(decision.candidate)
     where = md_link(
@@ -216,7 +216,7 @@ def promote_task(
 
 @task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def package_task() -> str:
-    from videoboost.serving import build_bento
+    from videoboost.mlops.serving import build_bento
 
     tag = str(build_bento())
     create_markdown_artifact(key="bento", markdown=f"## Bento\n\n`{tag}`", description="Bento tag")

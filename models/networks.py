@@ -135,7 +135,7 @@ def build_video(cfg: GeneratorConfig) -> keras.Model:
     """Video generator: a window of ``2k + 1`` aligned LR frames fused early into a trunk.
 
     The input is the window stacked along channels, centre frame first (see
-    :mod:`videoboost.align`, which aligns the neighbours to the centre with optical flow before
+    :mod:`videoboost.data.align`, which aligns the neighbours to the centre with optical flow before
     the model runs). The trunk (``cfg.trunk``: the fast or quality kind, ``filters`` wide,
     ``blocks`` deep) starts from all ``3 * (2k + 1)`` channels at once (VESPCN's early fusion:
     the cheapest fusion, its only extra cost is the first conv's input width); the head and

@@ -18,7 +18,7 @@ def main() -> None:
     from flows.params import RetrainParams
     from flows.retrain import retrain
     from videoboost.config import DatasetConfig, GeneratorConfig, SamplingConfig, TrainConfig
-    from videoboost.sources import TRAIN_SOURCES
+    from videoboost.data.sources import TRAIN_SOURCES
     from videoboost.state import home
 
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0

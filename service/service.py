@@ -32,7 +32,7 @@ Security: the server binds to 127.0.0.1 unless told otherwise (``--host 0.0.0.0`
 ``BENTOML_HOST``). With ``VIDEOBOOST_API_TOKEN`` set, every request but the health and metrics
 probes needs ``Authorization: Bearer <token>`` (401 otherwise; see :mod:`service.auth`).
 
-The model comes from the BentoML model store (see :mod:`videoboost.serving`); without one the
+The model comes from the BentoML model store (see :mod:`videoboost.mlops.serving`); without one the
 service refuses to start, when this module is imported, with a message saying how to import
 one. Limits and batching come from :class:`videoboost.config.ServeConfig`, settable with
 ``--arg key=value`` or ``VIDEOBOOST_SERVE_<KEY>``. Tiling, pre- and post-processing are the core
@@ -69,9 +69,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from service.auth import TokenGuard, TokenSettingError, api_token
-from videoboost import serving
 from videoboost.config import ServeConfig
-from videoboost.engine import (
+from videoboost.errors import SourceError
+from videoboost.inference.engine import (
     ImageTooLarge,
     InvalidImage,
     PostProcess,
@@ -80,8 +80,13 @@ from videoboost.engine import (
     plan_output,
     still_predict,
 )
-from videoboost.errors import SourceError
-from videoboost.images import RESPONSE_FORMATS, UnsupportedImageFormat, encode_image, read_image
+from videoboost.inference.images import (
+    RESPONSE_FORMATS,
+    UnsupportedImageFormat,
+    encode_image,
+    read_image,
+)
+from videoboost.mlops import serving
 
 log = logging.getLogger("bentoml.videoboost")  # under BentoML's configured logger
 
@@ -549,14 +554,14 @@ def _check_video(path: Path, height: int | None, model_scale: int | None):
     """Probe an uploaded video (PyAV, no frame decoded but the first) against the limits.
 
     Returns:
-        The :class:`videoboost.videoio.VideoProbe`.
+        The :class:`videoboost.video.pipeline.VideoProbe`.
 
     Raises:
         BadInput: not a readable video, or ``height`` over the output limit.
         PayloadTooLarge: frames above ``max_input_pixels``, or more than ``max_video_frames``
             frames (when the container says how many).
     """
-    from videoboost.videoio import probe
+    from videoboost.video.pipeline import probe
 
     try:
         info = probe(path, count_frames=False)
@@ -613,9 +618,9 @@ class VideoBoost:
     generator_model = bentoml.models.BentoModel(str(MODEL.tag))
 
     def __init__(self) -> None:
-        from videoboost.engine import set_tf_threads
-        from videoboost.runtime_select import model_key, select
-        from videoboost.tracking import load_generator
+        from videoboost.evaluation.runtime_select import model_key, select
+        from videoboost.inference.engine import set_tf_threads
+        from videoboost.mlops.tracking import load_generator
 
         set_tf_threads(CONFIG.threads or None)
         generator, info = load_generator(str(serving.model_file(MODEL)))
@@ -830,7 +835,7 @@ class VideoBoost:
         height: int | None,
         postprocess: PostProcess | None,
     ) -> Response:
-        from videoboost.videoio import upscale_video
+        from videoboost.video.pipeline import upscale_video
 
         # Checked again: the submit check does not cover POST /upscale_video nor /retry.
         _check_options(scale, tile, self.scale)

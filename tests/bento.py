@@ -74,7 +74,7 @@ def register_champion(home: Path, scale: int, tags: dict[str, str] | None = None
         version = toys.register(tiny_generator(scale), scale=scale)
         from mlflow import MlflowClient
 
-        from videoboost.tracking import CHAMPION, MODEL_NAME
+        from videoboost.mlops.tracking import CHAMPION, MODEL_NAME
 
         client = MlflowClient()
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)

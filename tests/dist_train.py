@@ -50,7 +50,7 @@ def fixed_batch_l1(generator, dataset: str) -> float:
     import numpy as np
 
     from models.losses import pixel_loss
-    from videoboost.dataset import load_frames
+    from videoboost.data.dataset import load_frames
 
     frames, _ = load_frames(dataset, "train")
     lr = np.stack([f[0] for f in frames[:8]]).astype("float32")
@@ -85,7 +85,7 @@ def compare(dataset: str, work: Path) -> dict:
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
     from videoboost.errors import VideoBoostError
-    from videoboost.train import train
+    from videoboost.training.train import train
 
     runs = {}
     for name, cfg in (
@@ -103,7 +103,7 @@ def compare(dataset: str, work: Path) -> dict:
 
 def worker(dataset: str, work: Path) -> dict:
     """One worker of a multi-worker run through the MLflow edge (``VIDEOBOOST_HOME`` store)."""
-    from videoboost.tracking import train_run
+    from videoboost.mlops.tracking import train_run
 
     cfg = tiny_config(strategy="multi_worker", pretrain_epochs=1, gan_epochs=1, steps_per_epoch=6)
     result = train_run(dataset, cfg, progress=False, register_model=False)

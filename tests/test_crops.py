@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from videoboost.crops import DIHEDRAL, CropPlan, dihedral, make_tf_dataset
+from videoboost.training.crops import DIHEDRAL, CropPlan, dihedral, make_tf_dataset
 
 
 def _frames(sizes, scale=4, seed=0):

@@ -40,7 +40,7 @@ def stream_facts(path):
 
 
 def test_keyframe_parts_cover_every_frame_once(tmp_path):
-    from videoboost.fanout import keyframe_parts
+    from videoboost.batch.fanout import keyframe_parts
 
     long = keyframed_clip(tmp_path / "long.mp4")
     parts = keyframe_parts(long, SPLIT)
@@ -57,11 +57,11 @@ def test_keyframe_parts_cover_every_frame_once(tmp_path):
 
 def test_parts_upscaled_here_and_stitched_equal_the_whole_video_job(tmp_path):
     # The fan-out path without Dask: plan, each part (decode, model, encode overlapped), the
-    # stitch through videoboost.segments; against upscale_video on the same clip.
+    # stitch through videoboost.video.segments; against upscale_video on the same clip.
+    from videoboost.batch.fanout import prepare_video, stitch, upscale_part
     from videoboost.config import EngineConfig
-    from videoboost.engine import Upscaler
-    from videoboost.fanout import prepare_video, stitch, upscale_part
-    from videoboost.videoio import upscale_video
+    from videoboost.inference.engine import Upscaler
+    from videoboost.video.pipeline import upscale_video
 
     def nearest(batch):  # a real predict for the real engine: x2 nearest neighbour
         return np.repeat(np.repeat(batch, 2, axis=1), 2, axis=2)
@@ -207,7 +207,7 @@ def test_unreachable_scheduler_is_one_clear_error(prefect_server, model, tmp_pat
     import socket
 
     from flows.batch import batch_upscale
-    from videoboost.fanout import ClusterUnavailable
+    from videoboost.batch.fanout import ClusterUnavailable
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from media import texture, write_clip
 
-from videoboost.dataset import build_dataset, load_frames, load_info, load_manifest
+from videoboost.data.dataset import load_frames, load_info, load_manifest
 from videoboost.errors import SourceError
+from videoboost.mlops.validation import build_validated_dataset
 
 
 def test_build_stores_whole_frames_one_row_each(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=24)
-    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert info.validation["success"], info.validation
     m = load_manifest(info.path)
     assert len(m) == info.counts["train"] + info.counts["val"] > 0
@@ -28,12 +29,12 @@ def test_build_stores_whole_frames_one_row_each(tmp_path, tiny_cfg):
 
 
 def test_frames_are_the_source_and_its_degraded_twin(tmp_path, tiny_cfg):
-    from videoboost.degrade import degrade, mod_crop
-    from videoboost.frames import iter_video_frames
+    from videoboost.data.degrade import degrade, mod_crop
+    from videoboost.data.frames import iter_video_frames
 
     # 130x98: not a multiple of 4, so the HR frame is mod-cropped (aspect otherwise kept).
     clip = write_clip(tmp_path / "a.avi", n=12, h=98, w=130)
-    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     frames, rows = load_frames(info.path, "train")
     decoded = {f.index: f.rgb for f in iter_video_frames(clip)}
     for (lr, hr), row in zip(frames, rows.itertuples(), strict=True):
@@ -45,7 +46,7 @@ def test_frames_are_the_source_and_its_degraded_twin(tmp_path, tiny_cfg):
 
 def test_single_video_splits_by_time(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=40)
-    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     m = load_manifest(info.path)
     train, val = m[m.split == "train"], m[m.split == "val"]
     assert len(train) and len(val)
@@ -60,14 +61,14 @@ def test_every_video_and_stills_folder_contributes_to_both_splits(tmp_path, tiny
     stills.mkdir()
     for i in range(10):
         cv2.imwrite(str(stills / f"p{i}.png"), texture(96, 128, seed=10 + i))
-    info = build_dataset([*clips, stills], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([*clips, stills], tmp_path / "ds", tiny_cfg, progress=False)
     m = load_manifest(info.path)
     assert (m.groupby("source").split.nunique() == 2).all()
     photos = m[m.source == "stills"]
     assert (photos.split == "val").sum() == 2  # val_fraction 0.2 of 10 stills
     assert set(photos.source_kind) == {"still"}
     # The stills chosen for validation do not depend on the order of the build.
-    again = build_dataset([stills, *clips], tmp_path / "ds2", tiny_cfg, progress=False)
+    again = build_validated_dataset([stills, *clips], tmp_path / "ds2", tiny_cfg, progress=False)
     m2 = load_manifest(again.path)
     assert set(m2[(m2.source == "stills") & (m2.split == "val")].frame_index) == set(
         photos[photos.split == "val"].frame_index
@@ -76,19 +77,19 @@ def test_every_video_and_stills_folder_contributes_to_both_splits(tmp_path, tiny
 
 def test_version_is_stable_and_cached(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=16)
-    first = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
-    again = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    first = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    again = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert again.cached and again.version == first.version
     # Same content elsewhere, built fresh: same version, same frames.
     copy = tmp_path / "copy" / "a.avi"
     copy.parent.mkdir()
     shutil.copy(clip, copy)
-    other = build_dataset([copy], tmp_path / "ds2", tiny_cfg, progress=False)
+    other = build_validated_dataset([copy], tmp_path / "ds2", tiny_cfg, progress=False)
     assert other.version == first.version and not other.cached
     assert load_manifest(other.path).content_hash.tolist() == (
         load_manifest(first.path).content_hash.tolist()
     )
-    changed = build_dataset(
+    changed = build_validated_dataset(
         [clip], tmp_path / "ds3", tiny_cfg.model_copy(update={"seed": 1}), progress=False
     )
     assert changed.version != first.version
@@ -96,9 +97,9 @@ def test_version_is_stable_and_cached(tmp_path, tiny_cfg):
 
 def test_rebuild_with_new_content_replaces_dataset(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=16)
-    first = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    first = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     write_clip(clip, n=16, seed=7)
-    second = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    second = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert second.version != first.version
     assert load_info(tmp_path / "ds").version == second.version
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")] == []
@@ -106,12 +107,12 @@ def test_rebuild_with_new_content_replaces_dataset(tmp_path, tiny_cfg):
 
 def test_an_old_format_dataset_is_rebuilt_not_trusted(tmp_path, tiny_cfg):
     clip = write_clip(tmp_path / "a.avi", n=16)
-    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     meta = json.loads((info.path / "dataset.json").read_text())
     (info.path / "dataset.json").write_text(json.dumps({**meta, "format": 1}))
     with pytest.raises(SourceError, match="rebuild"):
         load_info(info.path)
-    again = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    again = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     assert not again.cached and load_info(tmp_path / "ds").version == info.version
 
 
@@ -119,7 +120,7 @@ def test_shards_hold_a_bounded_number_of_frames(tmp_path, tiny_cfg):
     # The writer holds at most one shard in memory, whatever the number of sources.
     clips = [write_clip(tmp_path / f"{i}.avi", n=12, seed=i) for i in range(3)]
     cfg = tiny_cfg.model_copy(update={"shard_frames": 4})
-    info = build_dataset(clips, tmp_path / "ds", cfg, progress=False)
+    info = build_validated_dataset(clips, tmp_path / "ds", cfg, progress=False)
     m = load_manifest(info.path)
     assert m.groupby("shard").size().max() <= 4
     assert m.shard.nunique() >= len(m) // 4
@@ -136,7 +137,7 @@ def test_bad_sources_are_reported_and_good_ones_kept(tmp_path, tiny_cfg):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 100)
     tiny = write_clip(tmp_path / "tiny.avi", n=5, h=16, w=16)  # LR 4x4 at x4: no room to crop
-    info = build_dataset(
+    info = build_validated_dataset(
         [good, empty, junk, tiny, tmp_path / "missing.mp4"], tmp_path / "ds", tiny_cfg,
         progress=False,
     )  # fmt: skip
@@ -152,10 +153,10 @@ def test_nothing_usable_raises_and_writes_nothing(tmp_path, tiny_cfg):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match=r"empty\.mp4"):
-        build_dataset([empty], tmp_path / "ds", tiny_cfg, progress=False)
+        build_validated_dataset([empty], tmp_path / "ds", tiny_cfg, progress=False)
     tiny = write_clip(tmp_path / "tiny.avi", n=5, h=16, w=16)
     with pytest.raises(SourceError, match=r"tiny\.avi"):
-        build_dataset([tiny], tmp_path / "ds", tiny_cfg, progress=False)
+        build_validated_dataset([tiny], tmp_path / "ds", tiny_cfg, progress=False)
     assert not (tmp_path / "ds").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]
 
@@ -166,7 +167,7 @@ def test_near_constant_frames_are_dropped(tmp_path, tiny_cfg):
     frames = moving_frames(20)
     frames[3:6] = [np.full_like(frames[0], 17)] * 3  # a fade to flat grey
     clip = write_video(tmp_path / "fade.avi", frames)
-    info = build_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([clip], tmp_path / "ds", tiny_cfg, progress=False)
     m = load_manifest(info.path)
     assert not set(m.frame_index) & {3, 4, 5}
     assert m.hr_std.min() >= tiny_cfg.min_frame_std
@@ -177,7 +178,7 @@ def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
     folder.mkdir()
     for i in range(3):
         write_clip(folder / f"clip{i}.avi", n=10, seed=i)
-    info = build_dataset([folder], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([folder], tmp_path / "ds", tiny_cfg, progress=False)
     assert sorted(s.path.split("/")[-1] for s in info.sources) == [
         "clip0.avi", "clip1.avi", "clip2.avi",
     ]  # fmt: skip
@@ -187,20 +188,20 @@ def test_folder_of_videos_is_one_source_per_clip(tmp_path, tiny_cfg):
 
 
 def test_held_out_benchmark_footage_is_never_trained_on(tmp_path, tiny_cfg):
-    from videoboost.sources import DEFAULT_SOURCES
+    from videoboost.data.sources import DEFAULT_SOURCES
 
     bikes = next(p for p in DEFAULT_SOURCES if p.suffix == ".mp4")
     copy = tmp_path / "renamed.mp4"  # a renamed copy is caught by content, not by name
     shutil.copy(bikes, copy)
     good = write_clip(tmp_path / "good.avi", n=24)
-    info = build_dataset([good, copy], tmp_path / "ds", tiny_cfg, progress=False)
+    info = build_validated_dataset([good, copy], tmp_path / "ds", tiny_cfg, progress=False)
     (skipped,) = info.skipped
     assert skipped.path == str(copy) and "held-out benchmark" in skipped.skipped
 
 
 def test_shipped_training_corpus_is_disjoint_from_the_benchmark():
-    from videoboost.frames import list_images
-    from videoboost.sources import TRAIN_SOURCES, held_out_hashes, source_hash
+    from videoboost.data.frames import list_images
+    from videoboost.data.sources import TRAIN_SOURCES, held_out_hashes, source_hash
 
     held_out = held_out_hashes()
     files = [f for s in TRAIN_SOURCES for f in (list_images(s) if s.is_dir() else [s])]

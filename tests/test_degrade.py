@@ -4,7 +4,7 @@ from media import texture
 from PIL import Image
 
 from videoboost.config import DegradeConfig
-from videoboost.degrade import degrade, downscale, mod_crop, upscale_bicubic
+from videoboost.data.degrade import degrade, downscale, mod_crop, upscale_bicubic
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4, 5])

@@ -16,8 +16,8 @@ import pytest
 from tiny import training_dataset
 
 from videoboost.config import TrainConfig, flatten
-from videoboost.distribute import build_strategy, is_chief, read_tf_config
 from videoboost.errors import VideoBoostError
+from videoboost.training.distribute import build_strategy, is_chief, read_tf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).resolve().parent / "dist_train.py"
@@ -162,7 +162,7 @@ def test_multi_worker_two_local_processes(dataset, tmp_path, clean_environ):
     assert chief["run_id"] and other["run_id"] is None and other["work_dir"] is None
     import mlflow
 
-    from videoboost.tracking import setup
+    from videoboost.mlops.tracking import setup
 
     setup()
     client = mlflow.MlflowClient()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from videoboost.config import EngineConfig
-from videoboost.engine import (
+from videoboost.inference.engine import (
     ImageTooLarge,
     InvalidImage,
     PostProcess,

@@ -17,7 +17,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from videoboost.config import EngineConfig
-from videoboost.engine import ImageTooLarge, InvalidImage, Upscaler, keras_predict, prepare_image
+from videoboost.inference.engine import (
+    ImageTooLarge,
+    InvalidImage,
+    Upscaler,
+    keras_predict,
+    prepare_image,
+)
 
 SCALES = (2, 3, 4)
 BUDGET = 6_000  # pixels

@@ -12,10 +12,9 @@ import toys
 from media import moving_frames, write_clip, write_video
 
 from videoboost.cli import main
-from videoboost.compare import GAP, LABEL_PX, side_by_side
 from videoboost.config import BenchmarkConfig, DegradeConfig
-from videoboost.degrade import degrade, upscale_bicubic
-from videoboost.evaluate import (
+from videoboost.data.degrade import degrade, upscale_bicubic
+from videoboost.evaluation.benchmark import (
     DEFAULT_SOURCES,
     METRIC_KEYS,
     PSNR_CAP,
@@ -25,7 +24,8 @@ from videoboost.evaluate import (
     evaluate_keras,
     plan_runs,
 )
-from videoboost.metrics import flicker
+from videoboost.evaluation.compare import GAP, LABEL_PX, side_by_side
+from videoboost.evaluation.metrics import flicker
 
 # Throughput is measured once, untimed assertions only (tests never time things).
 FAST = BenchmarkConfig(frames=4, fps_warmup=1, fps_runs=1)
@@ -207,7 +207,7 @@ def test_cli_evaluate_errors_exit_non_zero(clip, tmp_path, capsys):
 def test_modules_import_without_tensorflow_or_mlflow():
     code = (
         "import sys\n"
-        "import videoboost.evaluate, videoboost.registry, videoboost.commands.evaluate\n"
+        "import videoboost.evaluation.benchmark, videoboost.mlops.registry, videoboost.cli.evaluate\n"
         "print(sorted(m for m in ('tensorflow', 'mlflow', 'keras') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,7 +25,7 @@ def _reload(fmt: str, path: Path):
     import keras
 
     if fmt == "openvino":
-        from videoboost.runtimes import openvino_predict
+        from videoboost.inference.runtimes import openvino_predict
 
         return openvino_predict(path)  # its own runtime, no TensorFlow involved
 

@@ -13,11 +13,11 @@ import pytest
 import toys
 from media import write_clip
 
-from videoboost import registry
 from videoboost.cli import main
 from videoboost.config import BenchmarkConfig
 from videoboost.errors import StoreUnavailable
-from videoboost.tracking import setup
+from videoboost.mlops import registry
+from videoboost.mlops.tracking import setup
 
 BENCH = BenchmarkConfig(frames=3, fps_runs=0)
 REGISTRY_TABLES = (
@@ -72,10 +72,10 @@ def _promote_args(version: str, clip: Path) -> list[str]:
 def test_read_only_store_fails_promote_and_train_clearly_and_changes_nothing(
     store, clip, tmp_path, tiny_cfg, monkeypatch, capsys
 ):
-    from videoboost.dataset import build_dataset
+    from videoboost.mlops.validation import build_validated_dataset
 
     db, good, best = store
-    dataset = build_dataset([write_clip(tmp_path / "t.avi", n=12)], tmp_path / "ds", tiny_cfg,
+    dataset = build_validated_dataset([write_clip(tmp_path / "t.avi", n=12)], tmp_path / "ds", tiny_cfg,
                             progress=False).path  # fmt: skip
     before = rows(db)
     read_only = f"sqlite:///file:{db}?mode=ro&uri=true"  # SQLite refuses every write

@@ -61,8 +61,8 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
 ):
     import mlflow
 
-    from videoboost.tracking import MODEL_NAME, setup
-    from videoboost.train import load_checkpoint_state
+    from videoboost.mlops.tracking import MODEL_NAME, setup
+    from videoboost.training.train import load_checkpoint_state
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
@@ -144,7 +144,7 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
 def test_a_kill_between_the_checkpoint_renames_still_resumes(tmp_path):
     """``save_checkpoint`` swaps folders with two renames; a kill between them leaves only
     ``checkpoint.old`` and a complete ``checkpoint.tmp``: the newer one must be used."""
-    from videoboost.train import load_checkpoint_state
+    from videoboost.training.train import load_checkpoint_state
 
     ckpt = tmp_path / "checkpoint"
     for name, epochs in (("checkpoint.old", 1), ("checkpoint.tmp", 2)):

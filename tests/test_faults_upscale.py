@@ -24,7 +24,7 @@ from media import texture
 from tiny import audio_packets, decoded_frames, make_clip
 
 from videoboost.cli import main
-from videoboost.videoio import probe
+from videoboost.video.pipeline import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = 4

@@ -22,7 +22,7 @@ def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_pa
 
     from flows.params import RetrainParams
     from flows.retrain import retrain
-    from videoboost.tracking import setup
+    from videoboost.mlops.tracking import setup
 
     # A clip that ends in black: the validation segment has no usable pair.
     frames = moving_frames(24) + [np.zeros((96, 128, 3), np.uint8)] * 10
@@ -76,7 +76,7 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
     import mlflow
 
     from flows.retrain import retrain
-    from videoboost.tracking import MODEL_NAME
+    from videoboost.mlops.tracking import MODEL_NAME
 
     params = tiny_retrain_params(tmp_path, tiny_cfg)
     first = retrain(params)
@@ -150,7 +150,7 @@ def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp
     from tiny import tiny_generator
 
     from flows.batch import batch_upscale
-    from videoboost.videoio import probe
+    from videoboost.video.pipeline import probe
 
     model = tmp_path / "g.keras"
     tiny_generator(scale=4).save(model)

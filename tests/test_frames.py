@@ -3,8 +3,8 @@ import pytest
 from media import moving_frames, write_clip, write_video
 
 from videoboost.config import SamplingConfig
+from videoboost.data.frames import iter_source, iter_video_frames, read_image, read_video_info
 from videoboost.errors import SourceError
-from videoboost.frames import iter_source, iter_video_frames, read_image, read_video_info
 
 
 def test_video_metadata_and_every_frame(tmp_path):

@@ -32,8 +32,8 @@ from media import texture
 from PIL import Image
 from tiny import make_clip
 
-from videoboost.engine import ImageTooLarge, InvalidImage
-from videoboost.images import UnsupportedImageFormat, read_image
+from videoboost.inference.engine import ImageTooLarge, InvalidImage
+from videoboost.inference.images import UnsupportedImageFormat, read_image
 
 ACCEPTED = {"PNG", "JPEG"}
 

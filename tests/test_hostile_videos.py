@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tiny import audio_packets, hidden_files, make_clip, upscale_cli
 
-from videoboost.videoio import probe
+from videoboost.video.pipeline import probe
 
 SCALE = 4
 RED = (250, 20, 20)
@@ -282,7 +282,7 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path, model_file, capsys, rota
 
 
 def test_rotated_clip_gives_upright_training_frames(tmp_path):
-    from videoboost.frames import iter_video_frames, read_video_info
+    from videoboost.data.frames import iter_video_frames, read_video_info
 
     src = write_video(tmp_path / "phone.mp4", 3, rotation=90)
     info = read_video_info(src)
@@ -292,7 +292,7 @@ def test_rotated_clip_gives_upright_training_frames(tmp_path):
     assert frames[0].rgb.shape == (48, 32, 3)
     assert _red_quadrant(frames[0].rgb) == "bl"
     # The same picture the upscaler decodes (PyAV, turned by the same metadata).
-    from videoboost.video_read import decode_frames
+    from videoboost.video.read import decode_frames
 
     _, rgb, _ = next(decode_frames(src))
     assert np.abs(rgb.astype(int) - frames[0].rgb.astype(int)).mean() < 3

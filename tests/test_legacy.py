@@ -98,8 +98,8 @@ def test_a_foreign_bicubic_model_is_refused():
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_old_files_load_converted_and_trace_once_for_any_size(tmp_path, suffix):
     from videoboost.config import EngineConfig
-    from videoboost.engine import Upscaler, keras_predict
-    from videoboost.tracking import load_generator
+    from videoboost.inference.engine import Upscaler, keras_predict
+    from videoboost.mlops.tracking import load_generator
 
     cfg = CONFIGS[0]
     old = old_style_generator(cfg)
@@ -127,7 +127,7 @@ def test_old_files_load_converted_and_trace_once_for_any_size(tmp_path, suffix):
 def test_old_registered_version_loads_converted(tmp_path):
     import mlflow
 
-    from videoboost.tracking import MODEL_NAME, load_generator, setup
+    from videoboost.mlops.tracking import MODEL_NAME, load_generator, setup
 
     cfg = CONFIGS[2]
     old = old_style_generator(cfg, seed=3)
@@ -144,7 +144,7 @@ def test_old_registered_version_loads_converted(tmp_path):
 def test_export_of_an_old_model_reloads_as_savedmodel(tmp_path):
     import tensorflow as tf
 
-    from videoboost.export import export_model
+    from videoboost.inference.export import export_model
 
     old = old_style_generator(CONFIGS[1])
     path = export_model(old, "savedmodel", tmp_path / "sm")

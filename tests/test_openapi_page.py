@@ -36,7 +36,7 @@ from media import texture
 from PIL import Image
 from tiny import decoded_frames, make_clip
 
-from videoboost import serving
+from videoboost.mlops import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ("/upscale", "/upscale_frames", "/upscale_video/submit")

@@ -18,9 +18,9 @@ import pytest
 from media import texture
 from tiny import hidden_files, make_clip, upscale_cli
 
-from videoboost import video_write
-from videoboost.batch import plan_jobs
-from videoboost.videoio import OutputError, VideoWriter, probe, upscale_video
+from videoboost.batch.jobs import plan_jobs
+from videoboost.video import write as video_write
+from videoboost.video.pipeline import OutputError, VideoWriter, probe, upscale_video
 
 SCALE = 4
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def test_a_killed_run_leaves_only_its_segment_folder(tmp_path):
     dst = out / "up.mp4"
     script = (
         "import sys, time\n"
-        "from videoboost.videoio import upscale_video\n"
+        "from videoboost.video.pipeline import upscale_video\n"
         "def slow(frames):\n"
         "    time.sleep(0.3)\n"
         "    return frames\n"

@@ -169,8 +169,8 @@ def test_retrain_and_promote_on_postgres_stores(
     import mlflow
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from videoboost import tracking
-    from videoboost.tracking import CHAMPION, MODEL_NAME
+    from videoboost.mlops import tracking
+    from videoboost.mlops.tracking import CHAMPION, MODEL_NAME
 
     home = clean_environ
     shared = tmp_path / "shared-artifacts"  # stands in for an NFS mount every worker sees
@@ -282,7 +282,7 @@ def test_plain_postgresql_uri_gets_the_shipped_driver(monkeypatch):
 def test_setup_warns_when_the_experiment_keeps_artifacts_elsewhere(clean_environ, monkeypatch):
     import toys
 
-    from videoboost import tracking
+    from videoboost.mlops import tracking
 
     toys.fresh_store(clean_environ)
     tracking.setup()  # the experiment is created with the local default location

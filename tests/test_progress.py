@@ -67,10 +67,10 @@ def test_a_terminal_gets_tqdm():
 
 
 def test_batch_upscale_in_a_log_prints_lines_per_segment_and_file(tmp_path, model_file, capsys):
-    from videoboost.batch import Job, model_identity, upscale_jobs
+    from videoboost.batch.jobs import Job, model_identity, upscale_jobs
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, keras_predict
-    from videoboost.tracking import load_generator
+    from videoboost.inference.engine import Upscaler, keras_predict
+    from videoboost.mlops.tracking import load_generator
 
     src = make_clip(tmp_path / "in.mp4", 12, size=(40, 24))
     generator, info = load_generator(str(model_file))

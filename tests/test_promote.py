@@ -12,13 +12,13 @@ import pytest
 import toys
 from media import write_clip
 
-from videoboost import registry
 from videoboost.cli import main
 from videoboost.config import BenchmarkConfig, PromoteConfig
 from videoboost.errors import BenchmarkLeak, ModelNotFound, PromotionConflict
-from videoboost.evaluate import METRIC_KEYS
-from videoboost.tracking import EVALUATION_JSON, MODEL_NAME, setup
-from videoboost.version_card import parse, pretty_time
+from videoboost.evaluation.benchmark import METRIC_KEYS
+from videoboost.mlops import registry
+from videoboost.mlops.tracking import EVALUATION_JSON, MODEL_NAME, setup
+from videoboost.mlops.version_card import parse, pretty_time
 
 # Throughput is skipped except where a test checks the full set of keys.
 BENCH = BenchmarkConfig(frames=3, fps_runs=0)
@@ -233,7 +233,7 @@ def test_one_champion_per_scale(store, tmp_path):
 
 
 def test_benchmark_footage_in_training_is_refused(store, clip):
-    from videoboost.dataset import source_hash
+    from videoboost.data.dataset import source_hash
 
     dataset = {"version": "abc", "sources": [{"path": "x", "content_hash": source_hash(clip)}]}
     leaky = toys.register(toys.generator(1.0), dataset=dataset)

@@ -9,7 +9,7 @@ import pytest
 from media import texture, write_clip
 
 from videoboost.config import BenchmarkConfig, DegradeConfig, PromoteConfig, RealDegradeConfig
-from videoboost.degrade import (
+from videoboost.data.degrade import (
     apply_recipe,
     downscale,
     h264_roundtrip,
@@ -17,9 +17,9 @@ from videoboost.degrade import (
     real_variants,
     sample_recipe,
 )
-from videoboost.evaluate import TRACK_CODINGS, build_benchmark, evaluate, track_key
-from videoboost.registry import decide
-from videoboost.validation import MAX_VARIANT_MISFIT, validate_dataset, variant_misfit
+from videoboost.evaluation.benchmark import TRACK_CODINGS, build_benchmark, evaluate, track_key
+from videoboost.mlops.registry import decide
+from videoboost.mlops.validation import MAX_VARIANT_MISFIT, validate_dataset, variant_misfit
 
 TRACKS = ("clean", "h264_crf23", "h264_crf30", "jpeg_q50")
 
@@ -97,13 +97,13 @@ def test_bad_ranges_are_refused():
 
 
 def test_a_real_dataset_stores_validated_variants(tmp_path, tiny_cfg):
-    from videoboost.dataset import build_dataset
-    from videoboost.shards import load_manifest, load_variants
+    from videoboost.data.shards import load_manifest, load_variants
+    from videoboost.mlops.validation import build_validated_dataset
 
     cfg = tiny_cfg.model_copy(
         update={"degrade": DegradeConfig(profile="real", real=RealDegradeConfig(variants=3))}
     )
-    info = build_dataset([write_clip(tmp_path / "a.avi", n=12)], tmp_path / "ds", cfg,
+    info = build_validated_dataset([write_clip(tmp_path / "a.avi", n=12)], tmp_path / "ds", cfg,
                          progress=False)  # fmt: skip
     assert info.validation["success"]
     rows = load_manifest(info.path)
@@ -115,13 +115,13 @@ def test_a_real_dataset_stores_validated_variants(tmp_path, tiny_cfg):
 
 
 def test_a_dataset_whose_variants_are_misaligned_is_refused(tmp_path, tiny_cfg):
-    from videoboost.dataset import build_dataset
+    from videoboost.mlops.validation import build_validated_dataset
 
     cfg = tiny_cfg.model_copy(
         update={"degrade": DegradeConfig(profile="real", real=RealDegradeConfig(variants=2))}
     )
     clip = write_clip(tmp_path / "a.avi", n=12, h=192, w=256)
-    root = build_dataset([clip], tmp_path / "ds", cfg, progress=False).path
+    root = build_validated_dataset([clip], tmp_path / "ds", cfg, progress=False).path
     # Move the stored variants of every training frame by two LR pixels (as a builder that
     # cut them from the wrong place would), leaving the clean LR and the HR intact.
     for shard in sorted((root / "shards").glob("train-*.npz")):
@@ -168,7 +168,7 @@ def test_coded_tracks_are_built_once_and_cached(clip, tmp_path):
 
 
 def test_every_track_is_scored_against_bicubic_of_its_own_input(clip, tmp_path):
-    from videoboost.degrade import upscale_bicubic
+    from videoboost.data.degrade import upscale_bicubic
 
     cfg = BenchmarkConfig(frames=6, segments=2, fps_runs=0, tracks=TRACKS)
     bench = build_benchmark(4, [clip], cfg, cache_dir=tmp_path / "b")

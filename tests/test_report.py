@@ -13,10 +13,10 @@ import pytest
 from media import write_clip
 from tiny import training_dataset
 
-from videoboost.dataset import build_dataset, load_manifest
+from videoboost.data.dataset import load_manifest
+from videoboost.data.report import render_report
 from videoboost.errors import ValidationFailed
-from videoboost.report import render_report
-from videoboost.validation import DOCS, GX_SITE, validate_dataset
+from videoboost.mlops.validation import DOCS, GX_SITE, build_validated_dataset, validate_dataset
 
 # Every attribute through which HTML can make the browser fetch or navigate somewhere.
 URL_ATTRS = {
@@ -136,7 +136,7 @@ def test_failing_report_is_offline_and_names_each_failure(failing):
 def test_rejected_build_keeps_an_offline_report(tmp_path, tiny_cfg):
     cfg = tiny_cfg.model_copy(update={"min_per_split": 10_000})
     with pytest.raises(ValidationFailed) as err:
-        build_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
+        build_validated_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
     docs = Path(err.value.docs)
     assert docs.is_file() and docs.parts[-5:] == DOCS.parts[-5:]
     assert_offline(docs)

@@ -10,7 +10,7 @@ import pytest
 from media import texture
 from PIL import Image
 
-from videoboost.images import RESPONSE_FORMATS, encode_image
+from videoboost.inference.images import RESPONSE_FORMATS, encode_image
 
 
 def _decoded(data: bytes, fmt: str) -> np.ndarray:

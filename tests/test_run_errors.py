@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from videoboost.prefect_server import healthy, prefect_api
+from videoboost.mlops.prefect_server import healthy, prefect_api
 
 ROOT = Path(__file__).resolve().parent.parent
 

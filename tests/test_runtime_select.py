@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tiny import tiny_generator
 
-from videoboost import runtime_select as rs
 from videoboost.cli import main
-from videoboost.engine import keras_predict
+from videoboost.evaluation import runtime_select as rs
+from videoboost.inference.engine import keras_predict
 
 ZEN4 = rs.Host("AMD EPYC family 25 model 17", ("avx2", "avx512f", "avx512_bf16", "avx512_vnni"), 2)
 ZEN3 = rs.Host("AMD EPYC family 25 model 1", ("avx2",), 2)
@@ -183,7 +183,7 @@ def test_upscale_prints_the_runtime_line(tmp_path, model_file, capsys, runtime):
 
 def test_int8_keeps_the_picture_path_in_float_and_is_made_once(generator, tmp_path):
     pytest.importorskip("nncf")
-    from videoboost import runtimes
+    from videoboost.inference import runtimes
 
     model = runtimes.openvino_model(generator)
     kept = runtimes.picture_path_ops(model)
@@ -213,7 +213,7 @@ def test_int8_and_the_fidelity_check_round_trip_through_the_registry_and_the_ben
     from bento import clean_env, register_champion
     from mlflow import MlflowClient
 
-    from videoboost.tracking import MODEL_NAME
+    from videoboost.mlops.tracking import MODEL_NAME
 
     home, bento_home = tmp_path / "state", tmp_path / "bentoml"
     version = register_champion(home, 4)
@@ -227,7 +227,7 @@ def test_int8_and_the_fidelity_check_round_trip_through_the_registry_and_the_ben
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VIDEOBOOST_HOME", str(home))
-        from videoboost import tracking
+        from videoboost.mlops import tracking
 
         tracking.setup()
         client = MlflowClient()

@@ -8,8 +8,8 @@ import pytest
 from tiny import tiny_generator
 
 from videoboost.config import EngineConfig
-from videoboost.engine import Upscaler, keras_predict
-from videoboost.metrics import psnr_y
+from videoboost.evaluation.metrics import psnr_y
+from videoboost.inference.engine import Upscaler, keras_predict
 
 SIZES = [(1, 12, 20), (2, 9, 31), (1, 40, 24)]
 
@@ -20,7 +20,7 @@ def generator():
 
 
 def _convert(kind: str, gen):
-    from videoboost import runtimes
+    from videoboost.inference import runtimes
 
     if kind == "openvino":
         pytest.importorskip("openvino")

@@ -23,7 +23,7 @@ from media import texture
 from PIL import Image
 from tiny import audio_packets, decoded_frames, make_clip
 
-from videoboost.engine import _tile_starts
+from videoboost.inference.engine import _tile_starts
 
 pytestmark = pytest.mark.slow
 
@@ -228,7 +228,7 @@ def test_video_task_returns_a_playable_mp4_with_fps_frames_and_audio(served, tmp
     assert r.headers["content-type"] == "video/mp4"
     out = tmp_path / "out.mp4"
     out.write_bytes(r.content)
-    from videoboost.videoio import probe
+    from videoboost.video.pipeline import probe
 
     info = probe(out, count_frames=True)
     assert (info.width, info.height) == (48 * SCALE, 32 * SCALE)

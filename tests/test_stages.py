@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from videoboost.stages import WriteBehind, read_ahead
+from videoboost.video.stages import WriteBehind, read_ahead
 
 
 @pytest.mark.parametrize("depth", [0, 1, 4])

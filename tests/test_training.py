@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tiny import training_dataset
 
-from videoboost.compare import comparison_image
 from videoboost.config import GeneratorConfig, TrainConfig
-from videoboost.train import EPOCH_KEYS, train
+from videoboost.evaluation.compare import comparison_image
+from videoboost.training.train import EPOCH_KEYS, train
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_scale_mismatch_is_refused(dataset, tmp_path):
 
 def test_comparison_image_is_legible_at_one_to_one():
     """Rows of detail crops, 2x nearest-neighbour, under a header of labels tall enough to read."""
-    from videoboost.compare import GAP, LABEL_PX
+    from videoboost.evaluation.compare import GAP, LABEL_PX
 
     rng = np.random.default_rng(0)
     hr = rng.integers(0, 255, (256, 384, 3), np.uint8)
@@ -118,11 +118,11 @@ def test_comparison_image_is_legible_at_one_to_one():
 
 
 def test_mlflow_run_registry_round_trip_and_resume(dataset):
-    from videoboost.tracking import MODEL_NAME, load_generator, setup, train_run
+    from videoboost.mlops.tracking import MODEL_NAME, load_generator, setup, train_run
 
     cfg = tiny(pretrain_epochs=2, steps_per_epoch=8)
     # First attempt dies after epoch 1; the MLflow run is left failed, nothing is registered.
-    import videoboost.tracking as tracking
+    import videoboost.mlops.tracking as tracking
 
     original = tracking.make_epoch_logger
 
@@ -275,8 +275,8 @@ def test_minutes_alone_trains_to_its_budget_and_says_which_limit_ended_it(
 
 
 def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path):
-    from videoboost.shards import load_frames
-    from videoboost.train import WholeFrameValidation
+    from videoboost.data.shards import load_frames
+    from videoboost.training.train import WholeFrameValidation
 
     parent = train(dataset, tiny(pretrain_epochs=2), tmp_path / "parent", progress=False)
     frames, _ = load_frames(dataset, "val", limit=2)
@@ -338,7 +338,7 @@ def test_a_budgeted_run_after_a_deterministic_one_keeps_xla(dataset, tmp_path):
 
     from tensorflow.python.framework.config import is_op_determinism_enabled
 
-    from videoboost.train import configure_tf
+    from videoboost.training.train import configure_tf
 
     configure_tf(tiny())
     assert is_op_determinism_enabled()

@@ -15,7 +15,7 @@ from media import texture
 from tiny import audio_packets, make_clip
 
 from videoboost.cli import main
-from videoboost.videoio import probe
+from videoboost.video.pipeline import probe
 
 SCALE = 4
 
@@ -89,10 +89,10 @@ def test_a_failing_item_is_reported_and_the_rest_continue(tmp_path, model_file, 
 
 
 def test_interrupted_video_resumes_from_the_last_finished_segment(tmp_path, model_file, capsys):
-    from videoboost.batch import Job, model_identity, upscale_jobs
+    from videoboost.batch.jobs import Job, model_identity, upscale_jobs
     from videoboost.config import UpscaleConfig
-    from videoboost.engine import Upscaler, keras_predict
-    from videoboost.tracking import load_generator
+    from videoboost.inference.engine import Upscaler, keras_predict
+    from videoboost.mlops.tracking import load_generator
 
     src = make_clip(tmp_path / "in.mp4", 12, size=(40, 24))
     dst = tmp_path / "out" / "in.mp4"
@@ -180,7 +180,7 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path, capsys):
 def test_preset_choices_match_the_config():
     from typing import get_args
 
-    from videoboost.batch import X264_PRESETS
+    from videoboost.batch.jobs import X264_PRESETS
     from videoboost.config import UpscaleConfig
 
     assert get_args(UpscaleConfig.model_fields["preset"].annotation) == X264_PRESETS

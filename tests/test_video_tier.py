@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from media import moving_frames, texture, write_video
 
-from videoboost.align import (
+from videoboost.config import DatasetConfig, DegradeConfig, GeneratorConfig, TrainConfig
+from videoboost.data.align import (
     align_to,
     is_cut,
     iter_windows,
@@ -16,8 +17,7 @@ from videoboost.align import (
     window_indices,
     window_of_channels,
 )
-from videoboost.config import DatasetConfig, DegradeConfig, GeneratorConfig, TrainConfig
-from videoboost.validation import validate_dataset
+from videoboost.mlops.validation import validate_dataset
 
 # The stated error of alignment: an aligned neighbour matches its centre to within this mean
 # absolute difference (grey levels, 8 px border left out) on a smooth texture moved by a
@@ -111,7 +111,7 @@ def _window_cfg(tiny_cfg: DatasetConfig, **kw) -> DatasetConfig:
 def window_dataset(tmp_path_factory):
     """A clip of two shots and a folder of two stills, built with windows (k = 1)."""
     from videoboost.config import SamplingConfig
-    from videoboost.dataset import build_dataset
+    from videoboost.mlops.validation import build_validated_dataset
 
     tmp = tmp_path_factory.mktemp("windows")
     clip = write_video(
@@ -129,13 +129,13 @@ def window_dataset(tmp_path_factory):
         window=1,
         val_fraction=0.3,
     )
-    return build_dataset([clip, stills], tmp / "ds", cfg, progress=False)
+    return build_validated_dataset([clip, stills], tmp / "ds", cfg, progress=False)
 
 
 def test_a_window_dataset_holds_neighbours_in_order_without_crossing_cuts_or_splits(
     window_dataset,
 ):
-    from videoboost.shards import load_manifest, load_windows
+    from videoboost.data.shards import load_manifest, load_windows
 
     info = window_dataset
     assert info.validation["success"]
@@ -207,8 +207,8 @@ def test_the_video_tier_trains_on_aligned_windows_and_scores_the_video_track(
     window_dataset, tmp_path
 ):
     from videoboost.config import BenchmarkConfig
-    from videoboost.evaluate import build_benchmark, evaluate_keras
-    from videoboost.train import crop_plan, train
+    from videoboost.evaluation.benchmark import build_benchmark, evaluate_keras
+    from videoboost.training.train import crop_plan, train
 
     cfg = _tiny_video()
     plan = crop_plan(window_dataset.path, cfg)
@@ -229,11 +229,11 @@ def test_the_video_tier_trains_on_aligned_windows_and_scores_the_video_track(
 def test_the_video_tier_refuses_a_dataset_without_windows(tmp_path, tiny_cfg):
     from media import write_clip
 
-    from videoboost.dataset import build_dataset
     from videoboost.errors import VideoBoostError
-    from videoboost.train import crop_plan
+    from videoboost.mlops.validation import build_validated_dataset
+    from videoboost.training.train import crop_plan
 
-    info = build_dataset([write_clip(tmp_path / "a.avi", n=8)], tmp_path / "ds", tiny_cfg,
+    info = build_validated_dataset([write_clip(tmp_path / "a.avi", n=8)], tmp_path / "ds", tiny_cfg,
                          progress=False)  # fmt: skip
     with pytest.raises(VideoBoostError, match="--window 1"):
         crop_plan(info.path, _tiny_video())

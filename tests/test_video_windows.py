@@ -42,7 +42,7 @@ def video_generator(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def upscaler():
-    from videoboost.engine import Upscaler, infer_window, keras_predict
+    from videoboost.inference.engine import Upscaler, infer_window, keras_predict
 
     gen = video_generator()
     assert infer_window(gen) == 1
@@ -68,7 +68,7 @@ class Capturing:
 
 
 def _run(upscaler, src, dst, segment_frames):
-    from videoboost.batch import Job, upscale_jobs
+    from videoboost.batch.jobs import Job, upscale_jobs
 
     (outcome,) = upscale_jobs([Job(src, dst, "video")], upscaler, model_id="m",
                               segment_frames=segment_frames, preset="ultrafast",
@@ -105,7 +105,7 @@ def test_segments_and_a_resume_give_the_frames_of_one_pass(upscaler, tmp_path):
 
 
 def test_a_scene_cut_resets_the_window(upscaler):
-    from videoboost.align import is_cut
+    from videoboost.data.align import is_cut
 
     # A bright shot, then a dark one (a cut); the same dark shot after another bright one.
     shot = [f // 2 + 120 for f in moving_frames(6, 32, 48, seed=1)]
@@ -130,7 +130,7 @@ def test_a_scene_cut_resets_the_window(upscaler):
 
 
 def test_a_fanout_part_boundary_gives_the_frames_of_one_pass(upscaler, tmp_path):
-    from videoboost.fanout import prepare_video, stitch, upscale_part
+    from videoboost.batch.fanout import prepare_video, stitch, upscale_part
 
     x264 = {"bf": "2", "g": "4", "keyint_min": "4", "sc_threshold": "0"}
     src = make_clip(tmp_path / "long.mp4", 16, seed=2, x264=x264)
@@ -152,7 +152,7 @@ def test_cli_upscales_a_folder_with_a_registered_video_model(tmp_path, capsys):
     import toys
 
     from videoboost.cli import main
-    from videoboost.videoio import probe
+    from videoboost.video.pipeline import probe
 
     version = toys.register(video_generator(1), scale=2)
     src, out = tmp_path / "in", tmp_path / "out"
@@ -172,7 +172,7 @@ def test_cli_upscales_a_folder_with_a_registered_video_model(tmp_path, capsys):
 
 
 def test_every_runtime_candidate_takes_a_window(tmp_path):
-    from videoboost import runtime_select as rs
+    from videoboost.evaluation import runtime_select as rs
 
     gen = video_generator(2)
     cfg = rs._config_of(gen)  # conv0 as the fast tier, yet 9 inputs: never rebuilt as fast
@@ -182,7 +182,7 @@ def test_every_runtime_candidate_takes_a_window(tmp_path):
     if (
         rs.openvino_capabilities()
     ):  # NNCF on a few small windows (the default calibrates at 320x180)
-        from videoboost import runtimes
+        from videoboost.inference import runtimes
 
         int8 = runtimes.quantize_openvino(
             runtimes.openvino_model(gen), rs.probe_frames(32, 48, window=1)
@@ -198,7 +198,7 @@ def test_every_runtime_candidate_takes_a_window(tmp_path):
 
 def test_frames_of_a_request_are_stills_batched_and_the_mode_is_said(upscaler):
     # /upscale_frames: each frame on its own (repeated into a window), batched all the same.
-    from videoboost.engine import Upscaler, still_predict
+    from videoboost.inference.engine import Upscaler, still_predict
 
     calls = []
 

@@ -12,7 +12,7 @@ import pytest
 from tiny import make_clip
 
 from videoboost.errors import SourceError
-from videoboost.videoio import OutputError, VideoWriter, probe, upscale_video
+from videoboost.video.pipeline import OutputError, VideoWriter, probe, upscale_video
 
 NTSC = Fraction(30000, 1001)
 

@@ -98,7 +98,7 @@ def training_dataset(root: Path) -> Path:
     from media import write_clip
 
     from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
-    from videoboost.dataset import build_dataset
+    from videoboost.mlops.validation import build_validated_dataset
 
     cfg = DatasetConfig(
         # clean: these tests check training's mechanics and a quick gain over bicubic on clean
@@ -108,7 +108,7 @@ def training_dataset(root: Path) -> Path:
         min_lr_side=8,
         min_per_split=2,
     )
-    return build_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+    return build_validated_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
 
 
 def tiny_train_cfg():

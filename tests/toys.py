@@ -18,7 +18,7 @@ import numpy as np
 from media import texture
 
 from videoboost.config import DegradeConfig, GeneratorConfig
-from videoboost.degrade import degrade
+from videoboost.data.degrade import degrade
 
 SCALE = 4
 FILTERS = 8
@@ -100,11 +100,11 @@ def register(gen, scale: int | None = None, dataset: dict | None = None) -> str:
     """Log ``gen`` in a run of its own and register it; returns the version (str).
 
     ``dataset``: a ``dataset.json`` payload to log as the run's ``dataset/dataset.json``
-    (what :func:`videoboost.tracking.log_dataset` does for real training runs).
+    (what :func:`videoboost.mlops.tracking.log_dataset` does for real training runs).
     """
     import mlflow
 
-    from videoboost import tracking
+    from videoboost.mlops import tracking
 
     scale = scale or tracking.infer_scale(gen)
     experiment_id = tracking.setup()

@@ -258,7 +258,7 @@ class TrainConfig(_Frozen):
     )
     strategy: Literal["default", "mirrored", "multi_worker"] = Field(
         "default",
-        description="tf.distribute strategy (see videoboost.distribute): default = one device; "
+        description="tf.distribute strategy (see videoboost.training.distribute): default = one device; "
         "mirrored = data-parallel replicas on the local `devices`; multi_worker = "
         "MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment variable.",
     )
@@ -389,7 +389,7 @@ class BenchmarkConfig(_Frozen):
 
 
 # The video track's input: the video sources' runs coded as H.264 clips at this CRF, what a
-# typical real file holds (see videoboost.evaluate).
+# typical real file holds (see videoboost.evaluation.benchmark).
 VIDEO_TRACK_CRF = 23
 
 
@@ -466,7 +466,7 @@ class UpscaleConfig(_Frozen):
     runtime: Literal["auto", "tf-f32", "tf-bf16", "ov-f32", "ov-bf16", "ov-int8"] = Field(
         "auto",
         description="Inference runtime; auto times each one this CPU supports on the model and "
-        "keeps the fastest whose output agrees with tf-f32 (videoboost.runtime_select).",
+        "keeps the fastest whose output agrees with tf-f32 (videoboost.evaluation.runtime_select).",
     )
 
     def engine(self, max_input_pixels: int | None = None, tile: int | None = None) -> EngineConfig:

@@ -57,6 +57,12 @@ class BenchmarkLeak(VideoBoostError):
     exit_code = 7
 
 
+class OutputConflict(VideoBoostError):
+    """The outputs asked for would overwrite an input or each other."""
+
+    exit_code = 2
+
+
 class OutputNotWritable(VideoBoostError):
     """An output cannot be written: the disk is full, the folder is read-only, or a file is in
     the way of a folder. Inputs are never touched, and nothing half-written is left behind."""

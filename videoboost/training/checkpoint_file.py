@@ -1,6 +1,6 @@
 """A training checkpoint as one file: carried to another machine, committed, resumed.
 
-A run's checkpoint folder (:func:`videoboost.train.save_checkpoint`: generator and
+A run's checkpoint folder (:func:`videoboost.training.train.save_checkpoint`: generator and
 discriminator weights, both optimizers' variables, ``state.json`` with the epochs, the history,
 the clock and the crop stream position) is packed with ``meta.json`` into one uncompressed tar.
 ``meta.json`` carries what a fresh machine needs to continue the *same* run: the
@@ -109,7 +109,7 @@ def unpack(path: str | Path, folder: Path) -> dict[str, Any]:
 def new_stretch(*, commit: str, precision: str, dataset_version: str, steps: int,
                 elapsed_s: float) -> dict[str, Any]:  # fmt: skip
     """The record of one stretch of training on this host, started now."""
-    from videoboost.runtime_select import detect_host
+    from videoboost.evaluation.runtime_select import detect_host
 
     host = detect_host()
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -130,7 +130,7 @@ def new_stretch(*, commit: str, precision: str, dataset_version: str, steps: int
 class CheckpointFile(keras.callbacks.Callback):
     """After each epoch's checkpoint folder is saved, pack it into ``path``.
 
-    Put it after :class:`videoboost.train.Checkpoint` in the callback list (``train`` runs its
+    Put it after :class:`videoboost.training.train.Checkpoint` in the callback list (``train`` runs its
     own callbacks first). ``meta["stretches"][-1]`` is this process's stretch; it is updated
     with the steps and seconds of the folder's ``state.json``.
     """

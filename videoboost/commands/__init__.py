@@ -1,1 +1,0 @@
-"""Subcommands of `videoboost` that live outside cli.py; each module has `register(sub)`."""

@@ -1,0 +1,807 @@
+"""Training core: two phases (L1 pre-training, then adversarial fine-tuning) with ``fit``.
+
+Plain Keras, no MLflow: :mod:`videoboost.mlops.tracking` adds logging as a callback, and tests call
+:func:`train` directly. Every epoch ends with whole-frame validation (PSNR/SSIM on Y against
+bicubic on the same frames) and a checkpoint, so a killed run resumes where it stopped.
+
+Models, optimizers and metrics are built inside the ``tf.distribute`` strategy of
+``TrainConfig.strategy`` (:mod:`videoboost.training.distribute`); ``fit`` splits each global batch over
+its replicas. Under a multi-worker strategy every worker runs this same function; only the chief
+writes into ``work_dir``, the others write to a scratch folder that is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from videoboost.config import DEFAULT_PATIENCE, DEFAULT_PRETRAIN_EPOCHS, TrainConfig
+from videoboost.data.align import align_stack
+from videoboost.data.degrade import upscale_bicubic
+from videoboost.data.shards import (
+    centre_pair,
+    load_config,
+    load_frames,
+    load_info,
+    load_variants,
+    load_windows,
+)
+from videoboost.errors import VideoBoostError
+from videoboost.evaluation.compare import comparison_image
+from videoboost.evaluation.metrics import psnr_y, ssim_y
+from videoboost.training.crops import CropPlan, make_tf_dataset
+
+# Keys logged every epoch; MLflow and the CLI table use exactly these names.
+EPOCH_KEYS = (
+    "g_loss",
+    "d_loss",
+    "pixel_loss",
+    "adv_loss",
+    "val_psnr",
+    "val_ssim",
+    "val_psnr_bicubic",
+    "val_ssim_bicubic",
+    "val_psnr_gain",
+)
+
+
+@dataclass
+class TrainResult:
+    generator: Any  # keras.Model
+    history: list[dict[str, float]]
+    epochs_done: int
+    final: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    checkpoint_dir: Path | None = None
+    strategy: str = "default"
+    replicas: int = 1
+    chief: bool = True
+    gan_check: dict[str, Any] = field(default_factory=dict)  # see _gan_guard
+    elapsed_s: float = 0.0
+    steps: int = 0
+    ended_by: str = ""  # which limit ended the run (the budget, an epoch cap, early stopping)
+
+
+def configure_tf(cfg: TrainConfig):
+    """Threads, the distribution strategy, seeds; returns the strategy.
+
+    TF's defaults often run one thread on these CPUs; 2 halves wall time. The order matters:
+    threads and a multi-worker strategy can only be set before TensorFlow runs its first op.
+    """
+    import tensorflow as tf
+
+    from videoboost.inference.engine import set_tf_threads
+    from videoboost.training.distribute import build_strategy
+
+    set_tf_threads(cfg.threads)
+    strategy = build_strategy(cfg)
+    keras.utils.set_random_seed(cfg.seed)
+    if _deterministic(cfg):
+        # Multi-threaded reductions otherwise differ run to run; measured cost here is small.
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # Op determinism is process-wide and TF has no public switch back: a process that
+        # trained deterministically before (a Prefect worker, a test session) would otherwise
+        # run every later budgeted run without XLA, 1.4-1.6x slower, with only a warning.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    return strategy
+
+
+def learning_rate_schedule(initial: float, warmup: int, total_steps: int, minimum: float):
+    """Linear warm-up from ~0 to ``initial``, then cosine decay to ``minimum``."""
+
+    decay = max(total_steps - warmup, 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=initial / 100 if warmup else initial,
+        decay_steps=decay,
+        alpha=min(minimum / initial, 1.0),
+        warmup_target=initial if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def predict_frame(generator, lr: np.ndarray) -> np.ndarray:
+    """Run the generator on one RGB uint8 frame (a video-tier model: one aligned window);
+    returns RGB uint8 ``(H*s, W*s, 3)``."""
+    out = generator(lr[None].astype(np.float32), training=False)
+    return np.clip(np.rint(np.asarray(out)[0]), 0, 255).astype(np.uint8)
+
+
+class WholeFrameValidation(keras.callbacks.Callback):
+    """Adds ``val_*`` whole-frame metrics to the epoch logs, bicubic beside the model.
+
+    Whole frames, not patches: patch PSNR flatters a model (no borders, textured crops only).
+    """
+
+    def __init__(self, frames: list[tuple[np.ndarray, np.ndarray]], scale: int):
+        super().__init__()
+        self.frames, self.scale = frames, scale
+        # lr[..., :3]: a video-tier window's centre frame (the frame itself otherwise).
+        bicubic = [upscale_bicubic(lr[..., :3], scale) for lr, _ in frames]
+        self.bic_psnr = float(
+            np.mean([psnr_y(b, hr, scale) for b, (_, hr) in zip(bicubic, frames, strict=True)])
+        )
+        self.bic_ssim = float(
+            np.mean([ssim_y(b, hr, scale) for b, (_, hr) in zip(bicubic, frames, strict=True)])
+        )
+        self.last_sr: np.ndarray | None = None
+
+    def score(self, generator) -> dict[str, float]:
+        psnrs, ssims = [], []
+        for i, (lr, hr) in enumerate(self.frames):
+            sr = predict_frame(generator, lr)
+            if i == 0:
+                self.last_sr = sr
+            psnrs.append(psnr_y(sr, hr, self.scale))
+            ssims.append(ssim_y(sr, hr, self.scale))
+        psnr = float(np.mean(psnrs))
+        return {
+            "val_psnr": psnr,
+            "val_ssim": float(np.mean(ssims)),
+            "val_psnr_bicubic": self.bic_psnr,
+            "val_ssim_bicubic": self.bic_ssim,
+            "val_psnr_gain": psnr - self.bic_psnr,
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.score(self.model.generator))
+
+
+def sample_path(folder: Path, epoch: int) -> Path:
+    """Where the comparison image of (1-based) ``epoch`` goes."""
+    return folder / f"epoch_{epoch:03d}.png"
+
+
+class SampleImages(keras.callbacks.Callback):
+    """Writes ``samples/epoch_NNN.png`` (LR | bicubic | ours | HR) every ``every`` epochs."""
+
+    def __init__(self, validation: WholeFrameValidation, folder: Path, every: int = 1):
+        super().__init__()
+        self.validation, self.folder, self.every = validation, folder, every
+        self.latest: Path | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every or self.validation.last_sr is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lr, hr = self.validation.frames[0]
+        img = comparison_image(lr[..., :3], self.validation.last_sr, hr)
+        self.latest = sample_path(self.folder, epoch + 1)
+        cv2.imwrite(str(self.latest), img[..., ::-1])
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Every epoch: weights, optimizer state and progress, swapped in atomically.
+
+    Also early stopping on ``val_psnr`` in the pixel phase (the adversarial phase trades PSNR
+    for texture by design, so PSNR would stop it at once), keeping the best weights.
+    """
+
+    def __init__(self, folder: Path, history: list[dict], best: dict, patience: int | None):
+        super().__init__()
+        self.folder, self.history, self.best, self.patience = folder, history, best, patience
+        self.best_weights = None
+        self.wait = 0
+        self.phase = "pixel"
+        self.stopped_early = False
+        self.extra: dict = {}  # carried in state.json (phase flags, benchmark yardstick)
+        self.clock: Clock | None = None
+        self.batch_size = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        self.history.append({k: float(logs[k]) for k in EPOCH_KEYS if k in logs})
+        if self.phase == "pixel" and "val_psnr" in logs:
+            if logs["val_psnr"] > self.best.get("val_psnr", -math.inf):
+                self.best.update(val_psnr=float(logs["val_psnr"]), epoch=epoch + 1)
+                self.best_weights = self.model.generator.get_weights()
+                self.wait = 0
+            else:
+                self.wait += 1
+                if self.patience is not None and self.wait >= self.patience:
+                    self.model.stop_training = True
+                    self.stopped_early = True
+        extra = dict(self.extra)
+        if self.clock is not None:
+            extra["elapsed_s"] = self.clock.elapsed()
+            extra["crops_drawn"] = self.clock.steps * self.batch_size
+        save_checkpoint(self.folder, self.model, epoch + 1, self.history, self.best, extra)
+
+
+def epoch_summary(logs: dict, phase: str) -> str:
+    """``pixel_loss …, val_psnr …, val_psnr_gain …`` for an epoch's logs (the adversarial loss
+    only in that phase): what the console and the Prefect flow-run log print."""
+    keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
+    parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
+    parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
+    return ", ".join(parts)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A bar per epoch in a terminal; elsewhere (logs, CI, Prefect) one line per epoch only.
+
+    ``epochs`` None means the clock ends training (``--minutes``), so there is no total to show.
+    """
+
+    def __init__(self, steps: int, epochs: int | None, show: bool = True):
+        super().__init__()
+        self.steps, self.epochs, self.show = steps, epochs, show
+        self.bar = None
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.show and sys.stderr.isatty():
+            self.bar = tqdm(total=self.steps, desc=f"epoch {self._of(epoch)}", unit="step",
+                            leave=False)  # fmt: skip
+
+    def _of(self, epoch: int) -> str:
+        return f"{epoch + 1}/{self.epochs}" if self.epochs else f"{epoch + 1}"
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar is not None:
+            self.bar.update(1)
+            if logs and batch % 10 == 0:
+                self.bar.set_postfix(pixel=f"{float(logs.get('pixel_loss', 0)):.4f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.show:
+            return
+        phase = getattr(self.model, "mode", None) or "pixel"
+        minutes = (time.perf_counter() - self.started) / 60
+        line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + epoch_summary(
+            logs or {}, phase
+        )
+        tqdm.write(line) if sys.stderr.isatty() else print(line, flush=True)
+
+
+def save_checkpoint(
+    folder: Path, model, epochs_done: int, history: list, best: dict, extra: dict | None = None
+) -> None:
+    """Write weights + optimizer variables + progress to ``folder`` atomically (tmp, rename)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.generator.save_weights(tmp / "generator.weights.h5")
+    model.discriminator.save_weights(tmp / "discriminator.weights.h5")
+    for name in ("g_optimizer", "d_optimizer"):
+        opt = getattr(model, name, None)
+        if opt is not None and opt.built:
+            np.savez(tmp / f"{name}.npz", *[np.asarray(v) for v in opt.variables])
+    state = {"epochs_done": epochs_done, "history": history, "best": best, "extra": extra or {}}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint_state(folder: Path) -> dict | None:
+    _recover_checkpoint(folder)
+    state = folder / "state.json"
+    return json.loads(state.read_text()) if state.is_file() else None
+
+
+def _recover_checkpoint(folder: Path) -> None:
+    """A kill between :func:`save_checkpoint`'s two renames leaves no ``folder``: use the new
+    checkpoint if it was complete (``state.json`` is written last), else the previous one."""
+    if folder.exists():
+        return
+    for suffix in (".tmp", ".old"):
+        candidate = folder.with_name(folder.name + suffix)
+        if (candidate / "state.json").is_file():
+            candidate.rename(folder)
+            return
+
+
+def _restore_optimizer(opt, path: Path) -> None:
+    if opt is None or not path.is_file():
+        return
+    with np.load(path) as z:
+        values = [z[f"arr_{i}"] for i in range(len(z.files))]
+    if len(values) == len(opt.variables):
+        for var, value in zip(opt.variables, values, strict=True):
+            if tuple(var.shape) == value.shape:
+                var.assign(value)
+
+
+def _pixel_optimizer(cfg: TrainConfig, total_steps: int):
+    schedule = learning_rate_schedule(
+        cfg.learning_rate, cfg.warmup_steps, total_steps, cfg.min_learning_rate
+    )
+    return keras.optimizers.Adam(schedule)
+
+
+def train(
+    dataset_dir: str | Path,
+    cfg: TrainConfig,
+    work_dir: str | Path,
+    *,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+    progress: bool = True,
+    init: Any = None,
+    scorer: Callable[[Any], float] | None = None,
+) -> TrainResult:
+    """Train a generator on a built dataset.
+
+    Args:
+        dataset_dir: a dataset from :func:`videoboost.data.dataset.build_dataset`; its scale must
+            equal ``cfg.generator.scale``.
+        cfg: hyperparameters.
+        work_dir: checkpoints and sample images go here (a multi-worker non-chief only reads
+            the chief's checkpoint here on resume, see the module doc).
+        callbacks: extra Keras callbacks (e.g. MLflow logging); they see the ``val_*`` keys.
+        resume: continue from ``work_dir/checkpoint`` if present.
+        progress: show a progress bar per epoch (one line per epoch outside a terminal).
+        init: a generator (``keras.Model``) of the same tier and scale to start from (warm
+            start); None = a fresh generator, which starts as bicubic upsampling.
+        scorer: ``generator -> PSNR`` on the held-out benchmark; with an adversarial phase the
+            run keeps the pixel-phase weights when the adversarial ones score more than
+            ``cfg.gan_max_loss_db`` lower (see ``TrainResult.gan_check``).
+
+    Raises:
+        VideoBoostError: dataset/generator scale mismatch, no validation frames, or a batch size
+            the replicas cannot share evenly (and strategy errors, see
+            :func:`videoboost.training.distribute.build_strategy`).
+    """
+    from videoboost.training.distribute import is_chief, worker_name
+
+    chief = is_chief(cfg)  # reads TF_CONFIG: a bad one fails before TensorFlow starts
+    strategy = configure_tf(cfg)
+    replicas = int(strategy.num_replicas_in_sync)
+    if cfg.batch_size % replicas:
+        lower = max(cfg.batch_size // replicas, 1) * replicas
+        raise VideoBoostError(
+            f"batch_size {cfg.batch_size} is the global batch and must split evenly over the "
+            f"{replicas} replicas of strategy {cfg.strategy}; use {lower} or "
+            f"{lower + replicas}"
+        )
+    work_dir = Path(work_dir)
+    if chief:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        write_dir = work_dir
+    else:
+        # Every worker saves (saving reads the replicated variables), but only the chief's copy
+        # is kept; the others must not overwrite it on a shared disk.
+        write_dir = Path(tempfile.mkdtemp(prefix=f"videoboost-{worker_name(cfg)}-"))
+    try:
+        with strategy.scope():
+            result = _train_in_scope(
+                dataset_dir, cfg, work_dir, write_dir, callbacks=callbacks, resume=resume,
+                progress=progress, init=init, scorer=scorer,
+            )  # fmt: skip
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    result.strategy, result.replicas, result.chief = cfg.strategy, replicas, chief
+    if not chief:
+        result.checkpoint_dir = None
+    return result
+
+
+def _train_in_scope(
+    dataset_dir: str | Path,
+    cfg: TrainConfig,
+    work_dir: Path,
+    write_dir: Path,
+    *,
+    callbacks: Sequence[Any],
+    resume: bool,
+    progress: bool,
+    init: Any,
+    scorer: Callable[[Any], float] | None,
+) -> TrainResult:
+    """:func:`train` inside the strategy scope: variables created here are replicated."""
+    import tensorflow as tf
+
+    from models.gan import SRGAN
+    from models.networks import build_discriminator, build_generator
+
+    info = load_info(dataset_dir)
+    if info.scale != cfg.generator.scale:
+        raise VideoBoostError(
+            f"dataset {dataset_dir} is x{info.scale} but the generator is x{cfg.generator.scale}; "
+            f"pass --scale {info.scale} or build a x{cfg.generator.scale} dataset"
+        )
+    if not info.counts.get("val"):
+        raise VideoBoostError(f"dataset {dataset_dir} has no validation frames; rebuild it")
+    val_frames = validation_frames(dataset_dir, cfg)
+    plan = crop_plan(dataset_dir, cfg)
+
+    generator = build_generator(cfg.generator)
+    discriminator = build_discriminator(cfg.discriminator)
+    model = SRGAN(generator, discriminator)
+    # Built before any weights are loaded into them (warm start, resume).
+    sample_lr = np.zeros((1, 8, 8, 3 * (2 * cfg.generator.window + 1)), np.float32)
+    discriminator(generator(sample_lr))
+    if init is not None:
+        warm_start(generator, init)
+    ckpt_dir = work_dir / "checkpoint"  # read on resume
+    state = load_checkpoint_state(ckpt_dir) if resume else None
+    # A resumed run continues the crop stream where its checkpoint left it.
+    drawn = state.get("extra", {}).get("crops_drawn", 0) if state else 0
+    train_ds = make_tf_dataset(plan, cfg.batch_size, cfg.seed, start=drawn)
+    # Crops are drawn in memory, there are no files to shard by: each worker keeps its share of
+    # every batch (AUTO would try files first and warn on every multi-worker run).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = train_ds.with_options(options)
+
+    history: list[dict] = []
+    best: dict = {}
+    extra: dict = {}
+    start = 0
+    if state is not None:
+        start, history, best = state["epochs_done"], state["history"], state["best"]
+        extra = state.get("extra", {})
+        generator.load_weights(ckpt_dir / "generator.weights.h5")
+        discriminator.load_weights(ckpt_dir / "discriminator.weights.h5")
+
+    clock = Clock(extra.get("elapsed_s", 0.0), drawn // cfg.batch_size)
+    validation = WholeFrameValidation(val_frames, cfg.generator.scale)
+    samples = SampleImages(validation, write_dir / "samples", cfg.sample_every)
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    patience = cfg.early_stopping_patience or (None if budget else DEFAULT_PATIENCE)
+    checkpoint = Checkpoint(write_dir / "checkpoint", history, best, patience)
+    checkpoint.extra, checkpoint.clock, checkpoint.batch_size = extra, clock, cfg.batch_size
+    # Order matters: validation writes val_* into the logs the later callbacks read.
+    core = [validation, samples, checkpoint]
+    gan = cfg.gan_epochs > 0
+    open_ended = 100_000  # epochs of a phase that the clock ends
+    if budget:
+        # With a budget, epochs cap only where the user set them (`--minutes 10` alone trains
+        # for ten minutes, not for a default epoch count).
+        pixel_end = cfg.pretrain_epochs or open_ended
+        total = pixel_end + (open_ended if gan else 0)
+        pixel_deadline = budget * (1 - cfg.gan_share) if gan else budget
+    else:
+        epochs = DEFAULT_PRETRAIN_EPOCHS if cfg.pretrain_epochs is None else cfg.pretrain_epochs
+        pixel_end, total, pixel_deadline = epochs, epochs + cfg.gan_epochs, None
+    steps = cfg.steps_per_epoch
+    progress_cb = [EpochProgress(steps, None if budget else total, progress)]
+
+    if start < pixel_end and not extra.get("pixel_done"):
+        if budget:
+            g_opt = keras.optimizers.Adam(cfg.learning_rate)
+            timing = [TimeBudget(clock, g_opt, cfg, 0.0, pixel_deadline, cfg.learning_rate)]
+        else:
+            g_opt = _pixel_optimizer(cfg, pixel_end * steps)
+            timing = [clock.callback()]
+        model.compile(g_opt, None, mode="pixel", jit_compile=_use_xla(cfg))
+        if state is not None:
+            _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
+        model.fit(
+            train_ds,
+            epochs=pixel_end,
+            initial_epoch=start,
+            steps_per_epoch=steps,
+            callbacks=[*timing, *core, *callbacks, *progress_cb],
+            verbose=0,
+        )
+        if checkpoint.best_weights is not None:
+            generator.set_weights(checkpoint.best_weights)
+        start = len(history)
+        if checkpoint.stopped_early and not budget:
+            # Later epochs were not better: the adversarial phase starts from the best weights,
+            # at its own first epoch.
+            start = max(start, pixel_end)
+        extra["pixel_done"] = True
+    if gan and scorer is not None and "bench_psnr_pixel" not in extra:
+        # The yardstick of the adversarial phase (see _gan_guard), kept across resumes.
+        extra["bench_psnr_pixel"] = float(scorer(generator))
+        generator.save_weights(write_dir / "pixel_phase.weights.h5")
+        save_checkpoint(checkpoint.folder, model, start, history, best,
+                        {**extra, "elapsed_s": clock.elapsed(),
+                         "crops_drawn": clock.steps * cfg.batch_size})  # fmt: skip
+
+    if gan and start < total and (not budget or clock.elapsed() < budget):
+        checkpoint.phase = "adversarial"
+        _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, state,
+                           [*core, *callbacks, *progress_cb], clock, budget)  # fmt: skip
+
+    gan_check = _gan_guard(generator, cfg, scorer, extra, write_dir) if gan else {}
+    final = validation.score(generator)
+    ended_by = _ended_by(cfg, clock, checkpoint, budget, pixel_end, patience)
+    if progress:
+        print(f"training ended by {ended_by} after {clock.elapsed() / 60:.1f} min, "
+              f"{clock.steps} steps, {len(history)} epochs", flush=True)  # fmt: skip
+    return TrainResult(
+        generator=generator,
+        history=history,
+        epochs_done=len(history),
+        final=final,
+        stopped_early=checkpoint.stopped_early,
+        checkpoint_dir=write_dir / "checkpoint",
+        gan_check=gan_check,
+        elapsed_s=clock.elapsed(),
+        steps=clock.steps,
+        ended_by=ended_by,
+    )
+
+
+def _ended_by(cfg: TrainConfig, clock, checkpoint, budget, pixel_end: int, patience) -> str:
+    """Which limit ended the run, in words (printed, and the run's ``ended_by`` tag)."""
+    adversarial = cfg.gan_epochs > 0 and checkpoint.phase == "adversarial"
+    if checkpoint.stopped_early and not adversarial:
+        return f"early stopping (no better val_psnr in {patience} epochs)"
+    if budget and clock.deadline_hit is not None and clock.deadline_hit >= budget:
+        return f"the time budget ({cfg.minutes:g} min)"
+    what = "the epoch cap" if budget else "the epoch count"
+    gan = f", gan_epochs {cfg.gan_epochs}" if cfg.gan_epochs else ""
+    return f"{what} (pretrain_epochs {pixel_end}{gan})"
+
+
+def validation_frames(
+    dataset_dir: str | Path, cfg: TrainConfig
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(lr, hr)`` pairs scored every epoch, centre-cropped to ``cfg.val_max_side``.
+
+    A ``real`` dataset is judged on what it trains for: every other frame's LR is one of its
+    degraded variants (taken in turn), the rest stay clean, so ``val_psnr`` (and the best
+    epoch it picks) weighs both kinds of input.
+    """
+    frames, rows = load_frames(dataset_dir, "val", limit=cfg.val_frames)
+    k = cfg.generator.window
+    windows = _dataset_windows(dataset_dir, rows, k)
+    picks = [0] * len(frames)  # LR entry of each frame: 0 the clean shrink, j its variant j
+    if load_config(dataset_dir).degrade.profile == "real":
+        variants = load_variants(dataset_dir, rows)
+        for i, v in enumerate(variants):
+            if v is not None and len(v) and i % 2:
+                picks[i] = 1 + (i // 2) % len(v)
+                frames[i] = (v[picks[i] - 1], frames[i][1])
+    if windows is not None:
+        frames = [
+            (align_stack(lr, w[picks[i], : 2 * k]), hr)
+            for i, ((lr, hr), w) in enumerate(zip(frames, windows, strict=True))
+        ]
+    return [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in frames]
+
+
+def _dataset_windows(dataset_dir: str | Path, rows, k: int) -> list[np.ndarray] | None:
+    """The stored window neighbours of ``rows`` for a video-tier model of ``k`` (None when
+    ``k`` is 0: a single-frame model ignores them).
+
+    Raises:
+        VideoBoostError: the dataset holds no windows, or narrower ones than ``k``.
+    """
+    if not k:
+        return None
+    have = load_config(dataset_dir).window
+    if have < k:
+        raise VideoBoostError(
+            f"dataset {dataset_dir} stores windows of {have} neighbour(s) a side, the video "
+            f"tier needs {k}; rebuild it with `videoboost dataset build --window {k}`"
+        )
+    return load_windows(dataset_dir, rows)
+
+
+def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
+    """The training frames in memory, and how crops are drawn from them."""
+    frames, rows = load_frames(dataset_dir, "train")
+    keep = [i for i, (lr, _) in enumerate(frames) if min(lr.shape[:2]) >= cfg.crop]
+    if not keep:
+        raise VideoBoostError(
+            f"dataset {dataset_dir}: no training frame has an LR side of {cfg.crop} px for the "
+            f"crop; lower `crop` (now {cfg.crop}) or build from larger footage"
+        )
+    # Every still is its own unit, every video one unit: one long clip cannot dominate.
+    groups = [
+        f"{r.source}#{r.frame_index}" if r.source_kind == "still" else r.source
+        for r in rows.itertuples()
+    ]
+    # The `real` profile: crops come from the stored codec-damaged variants, and from the clean
+    # shrink at the profile's clean share.
+    degrade_cfg = load_config(dataset_dir).degrade
+    variants = load_variants(dataset_dir, rows) if degrade_cfg.profile == "real" else None
+    k = cfg.generator.window
+    windows = _dataset_windows(dataset_dir, rows, k)
+    if windows is not None:
+        # The video tier crops aligned windows: align every LR entry (clean and each variant)
+        # once here, on whole frames as inference does, then crop the stacks in the graph.
+        for i in keep:
+            lr, hr = frames[i]
+            frames[i] = (align_stack(lr, windows[i][0, : 2 * k]), hr)
+            if variants is not None and variants[i] is not None:
+                variants[i] = np.stack(
+                    [align_stack(v, windows[i][1 + j, : 2 * k]) for j, v in enumerate(variants[i])]
+                )
+    return CropPlan.from_frames(
+        [frames[i] for i in keep],
+        [groups[i] for i in keep],
+        cfg.generator.scale,
+        cfg.crop,
+        augment=cfg.augment,
+        variants=[variants[i] for i in keep] if variants is not None else None,
+        clean_share=degrade_cfg.real.clean_share if variants is not None else 0.0,
+    )
+
+
+def warm_start(generator, init) -> None:
+    """Copy the weights of ``init`` (a generator of the same tier and scale) into ``generator``.
+
+    Generators saved before the bicubic skip became a convolution hold the same weights (the
+    skip has none), so they warm-start the current architecture too.
+
+    Raises:
+        VideoBoostError: the architectures differ (tier, width, blocks or scale).
+    """
+    source = [w for w in init.weights]
+    target = [w for w in generator.weights]
+    shapes_s = [tuple(w.shape) for w in source]
+    shapes_t = [tuple(w.shape) for w in target]
+    if shapes_s != shapes_t:
+        raise VideoBoostError(
+            f"--init model {init.name} does not match the generator being trained "
+            f"({generator.name}, {generator.count_params():,} parameters, vs "
+            f"{init.count_params():,}): warm start needs the same tier, width, blocks and scale; "
+            "pass matching --tier/--scale/--config or train from scratch without --init"
+        )
+    for dst, src in zip(target, source, strict=True):
+        dst.assign(np.asarray(src))
+
+
+def _adversarial_phase(model, cfg, train_ds, start, total, steps, ckpt_dir, state, cbs, clock,
+                       budget) -> None:  # fmt: skip
+    from models.losses import build_feature_extractor
+
+    g_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
+    d_opt = keras.optimizers.Adam(cfg.gan_learning_rate, beta_1=0.9)
+    extractor = build_feature_extractor(cfg.vgg_weights) if cfg.perceptual_weight > 0 else None
+    if cfg.pretrain_discriminator_steps and not (state or {}).get("extra", {}).get("gan_started"):
+        model.compile(None, d_opt, mode="discriminator")
+        model.fit(train_ds, epochs=1, steps_per_epoch=cfg.pretrain_discriminator_steps,
+                  verbose=0)  # fmt: skip
+    model.compile(
+        g_opt,
+        d_opt,
+        mode="adversarial",
+        pixel_weight=cfg.pixel_weight,
+        adv_weight=cfg.adv_weight,
+        perceptual_weight=cfg.perceptual_weight,
+        gan_type=cfg.gan_type,
+        feature_extractor=extractor,
+        jit_compile=_use_xla(cfg),
+    )
+    if state is not None and state.get("extra", {}).get("gan_started"):
+        _restore_optimizer(g_opt, ckpt_dir / "g_optimizer.npz")
+        _restore_optimizer(d_opt, ckpt_dir / "d_optimizer.npz")
+    checkpoint = next(c for c in cbs if isinstance(c, Checkpoint))
+    checkpoint.extra["gan_started"] = True
+    timing = [TimeBudget(clock, None, cfg, 0.0, budget, None)] if budget else [clock.callback()]
+    model.fit(
+        train_ds,
+        epochs=total,
+        initial_epoch=start,
+        steps_per_epoch=steps,
+        callbacks=[*timing, *cbs],
+        verbose=0,
+    )
+
+
+def _deterministic(cfg: TrainConfig) -> bool:
+    # A run the clock ends is not repeatable anyway (its last step depends on the machine's
+    # speed), so it does not pay for op determinism, which also rules XLA out in Keras.
+    return cfg.deterministic and cfg.minutes is None
+
+
+def _use_xla(cfg: TrainConfig) -> bool:
+    # Keras refuses XLA under op determinism; only measured (and tested) on one device, so
+    # tf.distribute keeps the plain graph.
+    return cfg.jit_compile and cfg.strategy == "default" and not _deterministic(cfg)
+
+
+def _gan_guard(generator, cfg: TrainConfig, scorer, extra: dict, write_dir: Path) -> dict:
+    """Keep the adversarial phase only if it costs at most ``gan_max_loss_db`` on the benchmark.
+
+    Returns ``{"bench_psnr_pixel", "bench_psnr_gan", "kept"}`` (``kept`` is ``"adversarial"`` or
+    ``"pixel"``); empty without a scorer or a finished pixel phase.
+    """
+    pixel_weights = write_dir / "pixel_phase.weights.h5"
+    ran = extra.get("gan_started") and "bench_psnr_pixel" in extra
+    if scorer is None or not ran or not pixel_weights.is_file():
+        return {}
+    before = extra["bench_psnr_pixel"]
+    after = float(scorer(generator))
+    kept = "adversarial"
+    if after < before - cfg.gan_max_loss_db:
+        generator.load_weights(pixel_weights)
+        kept = "pixel"
+        print(
+            f"adversarial phase cost {before - after:.2f} dB on the held-out benchmark "
+            f"(> {cfg.gan_max_loss_db} dB allowed): keeping the pixel-phase weights",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {"bench_psnr_pixel": before, "bench_psnr_gan": after, "kept": kept}
+
+
+class Clock:
+    """Training time and steps, summed over resumes (checkpoints carry ``elapsed_s``)."""
+
+    def __init__(self, before: float = 0.0, steps: int = 0):
+        self.before = before
+        self.started: float | None = None
+        self.steps = steps
+        self.deadline_hit: float | None = None  # the deadline (s) a TimeBudget stopped at
+
+    def elapsed(self) -> float:
+        running = 0.0 if self.started is None else time.perf_counter() - self.started
+        return self.before + running
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def callback(self) -> keras.callbacks.Callback:
+        """Counts time and steps in a phase without a budget."""
+        clock = self
+
+        class _Tick(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                clock.start()
+
+            def on_train_batch_end(self, batch, logs=None):
+                clock.steps += 1
+
+        return _Tick()
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends a phase at ``deadline`` seconds of training; with ``peak_lr``, also drives the
+    learning rate: linear warm-up over ``cfg.warmup_steps``, then cosine decay to
+    ``cfg.min_learning_rate`` over the phase's share of the clock (a step count is unknown
+    when time is the budget)."""
+
+    def __init__(self, clock: Clock, optimizer, cfg: TrainConfig, start_s: float,
+                 deadline: float, peak_lr: float | None):  # fmt: skip
+        super().__init__()
+        self.clock, self.optimizer, self.cfg = clock, optimizer, cfg
+        self.start_s, self.deadline, self.peak_lr = start_s, deadline, peak_lr
+        self.phase_steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Every 10th step is fine-grained enough for a schedule of minutes, and setting the
+        # rate every step cost ~20% of a fast-tier step.
+        if self.peak_lr is None or (
+            self.clock.steps % 10 and self.clock.steps > self.cfg.warmup_steps
+        ):
+            return
+        frac = (self.clock.elapsed() - self.start_s) / max(self.deadline - self.start_s, 1e-9)
+        frac = min(max(frac, 0.0), 1.0)
+        low = min(self.cfg.min_learning_rate, self.peak_lr)
+        lr = low + 0.5 * (self.peak_lr - low) * (1 + math.cos(math.pi * frac))
+        warm = self.cfg.warmup_steps
+        if warm and self.clock.steps < warm:
+            lr *= (self.clock.steps + 1) / warm
+        self.optimizer.learning_rate = lr
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.clock.steps += 1
+        if self.clock.elapsed() >= self.deadline:
+            self.model.stop_training = True
+            self.clock.deadline_hit = self.deadline
