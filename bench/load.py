@@ -13,7 +13,7 @@ server runs from source on 127.0.0.1 with ``VIDEOBOOST_API_TOKEN`` set (a random
 every client), serving the fast tier (random weights unless ``--model``: speed does not depend
 on them) on 320x180 frames of the bundled clip (1280x720 out).
 
-:func:`run_load` is the shared part: ``tests/test_load.py`` runs the same code, shorter, against
+:func:`run_load` is the shared part: ``tests/service/test_load.py`` runs the same code, shorter, against
 a served bento. Prints a table and writes ``bench/results/load.json``.
 
     .venv/bin/python bench/load.py [--requests 500] [--clients 16] [--videos 20]

@@ -1,4 +1,4 @@
-"""Training under tf.distribute in a fresh process (run by tests/test_distributed.py).
+"""Training under tf.distribute in a fresh process (run by tests/training/test_distributed.py).
 
 Logical devices and the multi-worker runtime can only be set up before TensorFlow runs its
 first op, which a pytest process has long done; hence a script.

@@ -19,8 +19,8 @@ from videoboost.config import TrainConfig, flatten
 from videoboost.errors import VideoBoostError
 from videoboost.training.distribute import build_strategy, is_chief, read_tf_config
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(__file__).resolve().parent / "dist_train.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parents[1] / "dist_train.py"
 # Mirrored and one-device runs differ only in the order floating-point sums are taken (replica
 # gradients added after each replica's own reduction); measured difference here ~1e-7 relative.
 LOSS_RTOL = 1e-4

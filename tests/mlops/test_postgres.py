@@ -26,7 +26,7 @@ from tiny import tiny_retrain_params
 
 from videoboost import state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "postgres.sh"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 

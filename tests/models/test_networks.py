@@ -22,7 +22,7 @@ from models.networks import (
 )
 from videoboost.config import DiscriminatorConfig, GeneratorConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

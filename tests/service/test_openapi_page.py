@@ -38,7 +38,7 @@ from tiny import decoded_frames, make_clip
 
 from videoboost.mlops import serving
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = ("/upscale", "/upscale_frames", "/upscale_video/submit")
 ACCESS = "(scheme=http,"  # BentoML's access-log lines, one per request, rejected or not
 

@@ -26,7 +26,7 @@ from tiny import audio_packets, decoded_frames, make_clip
 from videoboost.cli import main
 from videoboost.video.pipeline import probe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCALE = 4
 
 

@@ -27,7 +27,7 @@ from videoboost.inference.engine import _tile_starts
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TILE_OVERLAP = 8  # UpscaleConfig().overlap
 
 

@@ -23,7 +23,7 @@ from videoboost.video import write as video_write
 from videoboost.video.pipeline import OutputError, VideoWriter, probe, upscale_video
 
 SCALE = 4
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _png(path: Path, seed: int = 0) -> Path:

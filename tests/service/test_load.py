@@ -20,7 +20,7 @@ from bento import AUTH, SCALE, TOKEN, clean_env, free_port
 from media import texture
 from tiny import make_clip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import run_load  # noqa: E402

@@ -6,7 +6,7 @@ import yaml
 from media import moving_frames, write_video
 from tiny import tiny_retrain_params
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tiny import training_dataset
 
 from videoboost.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A tiny run: 3 pixel-loss epochs of 96 steps (a second or two each on 2 cores: long enough that
 # a kill sent as soon as epoch 1's checkpoint appears lands inside epoch 2 on a fast host too).
 TINY = {

@@ -10,7 +10,7 @@ import pytest
 
 from videoboost.mlops.prefect_server import healthy, prefect_api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:
