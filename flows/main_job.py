@@ -102,7 +102,9 @@ def comparison_png(lowres: Path, output: Path, original: Path, dst: Path, index:
     return dst
 
 
-def main_job(sources: list[str] | None = None, tier: str = "fast") -> dict[str, Any]:
+def main_job(
+    sources: list[str] | None = None, tier: str = "fast", init: str | None = "champion"
+) -> dict[str, Any]:
     """Retrain (dataset, validation, training, promotion, bento), then upscale the demo clip
     with the champion. ``tier`` ``video`` trains the video tier instead (its dataset, kept
     apart, also stores each frame's neighbours); the gate then decides whether it serves."""
@@ -126,6 +128,7 @@ def main_job(sources: list[str] | None = None, tier: str = "fast") -> dict[str, 
         dataset_dir=str(state / "datasets" / folder),
         dataset=dataset,
         train=train_cfg,
+        init=None if init == "none" else init,
     )
     result = retrain(params)
     scale = params.dataset.scale
@@ -142,37 +145,53 @@ def main_job(sources: list[str] | None = None, tier: str = "fast") -> dict[str, 
     return result
 
 
+def _print_tracks(cand: dict[str, float], champ: dict[str, float], champion: str | None) -> None:
+    """A version's held-out scores, every track against bicubic of the same input (and the
+    champion's gain beside it, when there was one)."""
+    from videoboost.evaluation.benchmark import track_metrics, tracks_of
+
+    if not cand:
+        return
+    print(f"             held-out PSNR {cand['bench_psnr']:.2f} dB vs bicubic "
+          f"{cand['bench_psnr_bicubic']:.2f} dB ({cand['bench_psnr_gain']:+.2f} dB)"
+          + (f"; champion v{champion} {champ['bench_psnr']:.2f} dB" if champ else ""))  # fmt: skip
+    for track in tracks_of(cand):
+        tm = track_metrics(cand, track)
+        other = track_metrics(champ, track) if champ else {}
+        print(f"             {track:<11} {tm['bench_psnr']:.2f} dB vs bicubic of the same input "
+              f"{tm['bench_psnr_bicubic']:.2f} dB ({tm['bench_psnr_gain']:+.2f} dB)"
+              + (f"; champion {other['bench_psnr_gain']:+.2f} dB" if other else ""))  # fmt: skip
+    if "bench_psnr_gain_mean" in cand:
+        print(f"             mean gain over the tracks {cand['bench_psnr_gain_mean']:+.2f} dB")
+
+
 def print_report(result: dict[str, Any]) -> None:
     import os
 
-    from videoboost.evaluation.benchmark import track_metrics, tracks_of
     from videoboost.mlops.version_card import ML_VIEW
 
     d, run, p = result["dataset"], result["run"], result["promotion"]
     state = home()
+    base = result.get("base")
     cand = p.get("candidate_metrics", {})
     champ = p.get("champion_metrics", {})
     print("\n=== VideoBoost main job ===")
     print(f"dataset      {d['version']} ({'cache hit' if d['cached'] else 'built'}): "
           f"{d['train_frames']} train / {d['val_frames']} val frames at {d['path']}")  # fmt: skip
     print(f"validation   {d['validation']} (Great Expectations); report {d['data_docs']}")
-    print(f"training     MLflow run {run['run_id']}; registered videoboost-generator "
+    if base:
+        bp = base.get("promotion") or {}
+        verb = "registered" if base["registered"] else "already registered as"
+        print(f"base         {Path(base['file']).name} {verb} videoboost-generator version "
+              f"{base['version']}" + (f"; {bp['decision'].upper()}: {bp['reason']}" if bp else ""))  # fmt: skip
+        _print_tracks(bp.get("candidate_metrics", {}), {}, None)
+    print(f"training     starts from {run.get('warm_start', 'scratch')}")
+    print(f"             MLflow run {run['run_id']}; registered videoboost-generator "
           f"version {run['version']}; val PSNR {run['val_psnr']:.2f} dB vs bicubic "
           f"{run['val_psnr_bicubic']:.2f} dB ({run['val_psnr_gain']:+.2f} dB)")  # fmt: skip
     line = f"promotion    {p['decision'].upper()}: {p['reason']}"
     print(line)
-    if cand:
-        print(f"             held-out PSNR {cand['bench_psnr']:.2f} dB vs bicubic "
-              f"{cand['bench_psnr_bicubic']:.2f} dB ({cand['bench_psnr_gain']:+.2f} dB)"
-              + (f"; champion v{p['champion']} {champ['bench_psnr']:.2f} dB" if champ else ""))  # fmt: skip
-        for track in tracks_of(cand):
-            tm = track_metrics(cand, track)
-            other = track_metrics(champ, track) if champ else {}
-            print(f"             {track:<11} {tm['bench_psnr']:.2f} dB vs bicubic of the same input "
-                  f"{tm['bench_psnr_bicubic']:.2f} dB ({tm['bench_psnr_gain']:+.2f} dB)"
-                  + (f"; champion {other['bench_psnr_gain']:+.2f} dB" if other else ""))  # fmt: skip
-        if "bench_psnr_gain_mean" in cand:
-            print(f"             mean gain over the tracks {cand['bench_psnr_gain_mean']:+.2f} dB")
+    _print_tracks(cand, champ, p.get("champion"))
     print(f"bento        {result['bento'] or 'unchanged (champion did not change)'}")
     print(f"served model {result['model']}")
     print(f"input clip   {result['lowres']} (320x180, H.264 CRF {DEMO_CRF}, "
@@ -188,3 +207,5 @@ def print_report(result: dict[str, Any]) -> None:
     bento = result["bento"] or "videoboost:latest"
     print(f"  serve       BENTOML_HOME={os.environ['BENTOML_HOME']} .venv/bin/bentoml serve {bento} "
           "--host 127.0.0.1 --port 3000")  # fmt: skip
+    print("  web page    http://127.0.0.1:3000/ui   (once served: a picture or a clip against "
+          "bicubic; the API's OpenAPI page is at /)")  # fmt: skip

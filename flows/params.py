@@ -26,9 +26,14 @@ class RetrainParams(BaseModel):
     train: TrainConfig = TrainConfig()
     init: str | None = Field(
         "champion",
-        description="Warm start: 'champion' (the default: each retrain builds on the last; a cold "
-        "start while there is none, or when it is of another tier or scale), a model URI, or "
-        "null for a cold start.",
+        description="Warm start: 'champion' (the default: each retrain builds on the last; while "
+        "there is no champion of this tier and scale, the shipped base of them, else a cold "
+        "start), 'base' (the shipped base), 'none' (or null) for a cold start, or a model URI.",
+    )
+    register_base: bool = Field(
+        True,
+        description="Register the shipped base of the run's tier and scale as a version (once) "
+        "and put it through the gate before training, so an empty registry starts from it.",
     )
     promote: PromoteConfig = PromoteConfig()
     benchmark_videos: list[str] | None = Field(

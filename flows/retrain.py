@@ -91,28 +91,31 @@ def build_dataset_task(sources: list[str], out: str, cfg: DatasetConfig) -> dict
 
 
 def _warm_start_from(init: str | None, cfg: TrainConfig) -> str | None:
-    """``init`` itself, except that the default ``"champion"`` falls back to a cold start while
-    there is no champion, or when it is not of this run's tier and scale (said in the log)."""
-    if init != "champion":
-        return init
-    from videoboost.errors import ModelNotFound, VideoBoostError
-    from videoboost.mlops.tracking import load_init
+    """The model the run starts from (:func:`videoboost.mlops.bases.resolve_init`): the default
+    ``"champion"`` falls back to the shipped base of this tier and scale while there is no
+    champion of them, then to a cold start; the log says which and why."""
+    from videoboost.mlops.bases import resolve_init
 
+    uri, why = resolve_init(init, cfg.generator)
+    get_run_logger().info("training starts from %s", why)
+    return uri
+
+
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
+def register_base_task(tier: str, scale: int) -> dict[str, Any] | None:
+    """The shipped base of this tier and scale as a registered version (once: a later run finds
+    it by its SHA-256); None when no base of them ships."""
+    from videoboost.mlops.bases import register_base
+
+    base = register_base(tier, scale)
     logger = get_run_logger()
-    try:
-        generator, _ = load_init(init, cfg.generator.scale)
-    except (ModelNotFound, VideoBoostError) as exc:
-        logger.info("cold start: %s", exc)
-        return None
-    from models.networks import build_generator
-    from videoboost.training.train import warm_start
-
-    try:  # the same check training makes, on a throwaway generator
-        warm_start(build_generator(cfg.generator), generator)
-    except VideoBoostError:
-        logger.info("cold start: the champion is not a %s generator", cfg.generator.tier)
-        return None
-    return init
+    if base is None:
+        logger.info("no shipped %s x%d base", tier, scale)
+    elif base["registered"]:
+        logger.info("registered the shipped base %s as version %s", base["file"], base["version"])
+    else:
+        logger.info("the shipped base is version %s already", base["version"])
+    return base
 
 
 def _epoch_log(logger):
@@ -262,6 +265,15 @@ def retrain(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
                 "generator": train_cfg.generator.model_copy(update={"scale": params.dataset.scale})
             }
         )
+    base = None
+    if params.register_base and params.init in ("champion", "base"):
+        base = register_base_task(train_cfg.generator.tier, train_cfg.generator.scale)
+        if base and base["registered"]:
+            # A new base faces the gate like any candidate: on an empty registry it becomes the
+            # champion if it beats bicubic, and the candidate below then fine-tunes from it.
+            base["promotion"] = evaluate_and_promote(
+                base["version"], params.promote, params.benchmark_videos, params.benchmark_frames
+            )
     run = train(dataset["path"], train_cfg, params.init)
     decision = evaluate_and_promote(
         run["version"], params.promote, params.benchmark_videos, params.benchmark_frames
@@ -269,7 +281,7 @@ def retrain(params: RetrainParams = RetrainParams()) -> dict[str, Any]:
     bento = None
     if params.package and decision.get("promoted"):
         bento = package()
-    result = {"dataset": dataset, "run": run, "promotion": decision, "bento": bento}
+    result = {"dataset": dataset, "base": base, "run": run, "promotion": decision, "bento": bento}
     create_markdown_artifact(
         key="retrain-summary", markdown=_summary_md(result), description="One line per stage"
     )

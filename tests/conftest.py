@@ -18,6 +18,7 @@ _SCRUBBED = (
     "PREFECT_API_URL",
     "PREFECT_HOME",
     "VIDEOBOOST_HOME",
+    "VIDEOBOOST_BASE_DIR",
 )
 
 
@@ -27,6 +28,8 @@ def clean_environ(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     home = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("VIDEOBOOST_HOME", str(home))
+    # No shipped base unless a test asks for one: runs start where each test says.
+    monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tmp_path_factory.mktemp("no-bases")))
     for key, value in {
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -68,3 +71,31 @@ def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     tiny_generator(4).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny fast x4 base made the real way: a short run packed into a checkpoint file, then
+    ``videoboost base export`` (its card scored on the held-out benchmark). Returns the
+    ``.keras`` path; its folder is a base folder (``VIDEOBOOST_BASE_DIR``)."""
+    from tiny import tiny_train_cfg, training_dataset
+
+    root = tmp_path_factory.mktemp("tiny-base")
+    saved = {k: os.environ.get(k) for k in _SCRUBBED}
+    for key in _SCRUBBED:
+        os.environ.pop(key, None)
+    os.environ["VIDEOBOOST_HOME"] = str(root / "state")
+    try:
+        from videoboost.mlops.tracking import train_run
+        from videoboost.training.base import export_base
+
+        file = root / "fast-x4.vbckpt"
+        train_run(training_dataset(root), tiny_train_cfg(), progress=False,
+                  register_model=False, checkpoint_file=file)  # fmt: skip
+        return export_base(file, root / "bases")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -132,6 +132,19 @@ def cmd_corpus_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_base_export(args: argparse.Namespace) -> int:
+    """A checkpoint file as a shipped base: ``.keras``, its card ``.json`` and ``.md``."""
+    from videoboost.training.base import export_base, read_card
+
+    model = export_base(args.checkpoint, Path(args.out) if args.out else None)
+    card = read_card(model)
+    print(f"base {model} ({card['parameters']:,} parameters, {card['training']['hours']:.2f} h, "
+          f"{card['training']['steps']:,} steps); card {model.with_suffix('.json')}")  # fmt: skip
+    for track, s in card["benchmark"]["tracks"].items():
+        print(f"  {track:12s} {s['bench_psnr']:.2f} dB, {s['bench_psnr_gain']:+.2f} over bicubic")
+    return 0
+
+
 def cmd_dataset_validate(args: argparse.Namespace) -> int:
     from videoboost.data.dataset import load_info
     from videoboost.mlops.validation import validate_dataset
@@ -197,11 +210,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"build a x{args.scale} dataset with `videoboost dataset build --scale {args.scale}`"
             )
         cfg = train_config_from_args(args, info.scale)
+        from videoboost.mlops.bases import resolve_init
+
+        init, why = resolve_init(args.init, cfg.generator)
+        print(f"training starts from {why}")
         result = train_run(
             args.dataset,
             cfg,
             progress=not args.quiet,
-            init=args.init,
+            init=init,
             checkpoint_file=args.checkpoint_file,
             register_model=register,
         )
@@ -236,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with prefect_api() as api_url:
         console_without_tracebacks()  # the error ends as one line, not three tracebacks
         try:
-            result = main_job(args.sources or None, tier=args.tier)
+            result = main_job(args.sources or None, tier=args.tier, init=args.init)
         except httpx.TransportError as exc:  # the server went away mid-run
             raise PrefectUnavailable(
                 f"the Prefect API at {api_url} stopped answering ({type(exc).__name__}: "
@@ -273,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(cb)
     cb.set_defaults(func=cmd_corpus_build)
 
+    bs = sub.add_parser(
+        "base", help="base generators shipped in models/base/"
+    ).add_subparsers(dest="base_command", required=True)
+    be = bs.add_parser("export", help="a checkpoint file as a base: .keras plus its model card")
+    be.add_argument("checkpoint", help="a file from `videoboost train --checkpoint-file`")
+    be.add_argument("--out", default=None, help="folder (default: models/base/)")
+    be.set_defaults(func=cmd_base_export)
+
     t = sub.add_parser("train", help="train a generator; log to MLflow; register it")
     t.add_argument("--dataset", help="a dataset folder from `videoboost dataset build`")
     t.add_argument("--tier", choices=["fast", "quality", "video"], default=None,
@@ -288,9 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=None, help="LR side of the random training crops")
     t.add_argument("--minutes", type=float, default=None,
                    help="wall-clock budget of the run (the clock, not --epochs, ends it)")  # fmt: skip
-    t.add_argument("--init", metavar="champion|MODEL_URI", default=None,
-                   help="warm start from the champion or any generator of the same tier and "
-                   "scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
+    t.add_argument("--init", metavar="base|champion|none|URI", default="champion",
+                   help="where training starts: champion (default; the shipped base of the tier "
+                   "and scale while there is no champion of them, else from scratch), base (the "
+                   "shipped base, models/base/), none (from scratch), or any generator of the "
+                   "same tier and scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
     t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
     t.add_argument("--resume", metavar="RUN_ID|FILE", default=None,
                    help="continue a killed run from its last checkpoint: a run id (same MLflow "
@@ -314,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tier", choices=["fast", "quality", "video"], default="fast",
                    help="the generator to train (default fast; video: a window of 3 aligned "
                    "frames, its dataset built with neighbours)")  # fmt: skip
+    r.add_argument("--init", metavar="base|champion|none|URI", default="champion",
+                   help="where the candidate starts (default champion: the shipped base on an "
+                   "empty registry, which is registered and put through the gate first)")  # fmt: skip
     r.set_defaults(func=cmd_run)
 
     import importlib

@@ -684,9 +684,12 @@ def lineage_tags(parent_info: dict) -> dict[str, str]:
     """Tags naming the generator a run started from (empty for a cold start)."""
     if not parent_info:
         return {}
+    from videoboost.mlops.bases import base_lineage
+
     tags = {"parent_model_uri": str(parent_info["uri"])}
     if parent_info.get("version"):
         tags["parent_version"] = str(parent_info["version"])
+    tags.update(base_lineage(str(parent_info["uri"])))  # a shipped base: its card's name
     return tags
 
 
@@ -730,6 +733,16 @@ def _checkpoint_file_callback(path, file_meta, work_dir: Path, cfg, info, run_id
         dataset={"version": info.version, "path": str(info.path)},
         run_id=meta.get("run_id", run_id),
     )
+    try:  # what a base's model card reports: the profile and the corpus it came from
+        from videoboost.data.corpus import MANIFEST, load_corpus
+        from videoboost.data.shards import load_config
+
+        meta["dataset_config"] = json.loads(load_config(info.path).model_dump_json())
+        meta.setdefault(
+            "corpus_manifest_sha256", load_corpus(MANIFEST, verify=False).manifest_sha256
+        )
+    except (OSError, ValueError, VideoBoostError):
+        pass
     meta["runs"] = [*meta.get("runs", []), run_id]
     meta["stretches"].append(
         ckpt_file.new_stretch(
