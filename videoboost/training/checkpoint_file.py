@@ -109,7 +109,7 @@ def unpack(path: str | Path, folder: Path) -> dict[str, Any]:
 def new_stretch(*, commit: str, precision: str, dataset_version: str, steps: int,
                 elapsed_s: float) -> dict[str, Any]:  # fmt: skip
     """The record of one stretch of training on this host, started now."""
-    from videoboost.evaluation.runtime_select import detect_host
+    from videoboost.host import detect_host
 
     host = detect_host()
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
