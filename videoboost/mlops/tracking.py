@@ -8,245 +8,78 @@ The only module (with :mod:`videoboost.mlops.registry`) that imports MLflow. Tra
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
-import subprocess
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import Any
 
 from videoboost import state
 from videoboost.data.align import still_window
-from videoboost.errors import ModelNotFound, StoreUnavailable, VideoBoostError
-from videoboost.inference.engine import infer_scale
-from videoboost.mlops.version_card import ML_VIEW
+from videoboost.errors import StoreUnavailable, VideoBoostError
+from videoboost.mlops.generators import (
+    _fix_keras_input_example,
+    _resolve_version,
+    lineage_tags,
+    load_generator,
+    load_init,
+    log_generator,
+    register,
+    signature,
+)
+from videoboost.mlops.store import (
+    CHALLENGER,
+    CHAMPION,
+    EVALUATION_JSON,
+    EXPERIMENT,
+    MODEL_NAME,
+    PIP_REQUIREMENTS,
+    VERSION_TAGS,
+    _mlflow,
+    artifact_url,
+    git_commit,
+    run_url,
+    safe_uri,
+    setup,
+    ui_base,
+    ui_command,
+    version_url,
+    with_store_retries,
+)
 
-EXPERIMENT = "videoboost"
-MODEL_NAME = "videoboost-generator"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.*", "keras==3.*", "numpy"]
-# The only tags a model version carries: a dozen more pushed everything else out of view in the
-# UI. Scores, lineage and decisions are in its description and in the run's evaluation.json.
-# (Promotion adds ``decision`` and ``bench_psnr_gain``, see videoboost.mlops.registry.)
-VERSION_TAGS = ("tier", "scale", "dataset_version")
-EVALUATION_JSON = "evaluation.json"  # on the training run: lineage, scores, every decision
-
-T = TypeVar("T")
-
-
-def _mlflow():
-    # Bounded HTTP retries: MLflow's defaults retry a dead server for minutes.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    # MLflow logs every failed store query with a full traceback before raising it; the
-    # exception still reaches with_store_retries, which words it in one line.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    import mlflow
-
-    return mlflow
-
-
-def safe_uri(uri: str) -> str:
-    """``uri`` without its password (``postgresql://user:***@host/db``), for messages."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", uri)
-
-
-def with_store_retries(
-    fn: Callable[[], T], what: str, attempts: int | None = None, wait: float | None = None
-) -> T:
-    """Run ``fn`` against the tracking store; retry transient failures, then fail clearly.
-
-    ``attempts`` (default ``VIDEOBOOST_STORE_ATTEMPTS``, 3) and ``wait`` (seconds before the
-    n-th retry is n x wait; default ``VIDEOBOOST_STORE_RETRY_WAIT``, 1.0). A locked SQLite
-    store already waits up to 20 s per attempt inside MLflow.
-    """
-    attempts = attempts or int(os.environ.get("VIDEOBOOST_STORE_ATTEMPTS") or 3)
-    if wait is None:
-        wait = float(os.environ.get("VIDEOBOOST_STORE_RETRY_WAIT") or 1.0)
-    last: Exception | None = None
-    for i in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:  # MLflow raises many types for a dead/locked store
-            if isinstance(exc, ModelNotFound):
-                raise
-            last = exc
-            if i + 1 < attempts:
-                time.sleep(wait * (i + 1))
-    # The database's own words (e.g. "database is locked"), not SQLAlchemy's notes around them.
-    noise = ("(raised as a result", "[SQL:", "[parameters:", "(Background on this error")
-    lines = [line.strip() for line in str(last).splitlines() if line.strip()]
-    detail = next((line for line in lines if not line.startswith(noise)), "")
-    raise StoreUnavailable(
-        f"MLflow store {safe_uri(state.tracking_uri())} failed while {what}: "
-        f"{type(last).__name__}: {safe_uri(detail)}. Check that the server is running "
-        "and the store is writable, or point MLFLOW_TRACKING_URI at a reachable store."
-    ) from last
-
-
-def setup() -> str:
-    """Point MLflow at the store and return the project's experiment id (created if needed)."""
-    mlflow = _mlflow()
-    uri = state.tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(state.with_driver(os.environ.get("MLFLOW_REGISTRY_URI") or uri))
-
-    def _experiment() -> str:
-        exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        location = state.artifact_location(uri)
-        if exp is None:
-            # Without this tag MLflow 3.17's UI opens the experiment in its GenAI view (traces,
-            # tokens); this is a model-training experiment.
-            return mlflow.create_experiment(
-                EXPERIMENT,
-                artifact_location=location,
-                tags={"mlflow.experimentKind": "custom_model_development"},
-            )
-        # The location is fixed when the experiment is created: say so rather than silently
-        # writing elsewhere than VIDEOBOOST_ARTIFACT_ROOT asks.
-        if os.environ.get("VIDEOBOOST_ARTIFACT_ROOT") and not exp.artifact_location.startswith(
-            location
-        ):
-            warnings.warn(
-                f"experiment {EXPERIMENT!r} at {uri} keeps its artifacts at "
-                f"{exp.artifact_location}, not VIDEOBOOST_ARTIFACT_ROOT ({location}): the "
-                "location is set when the experiment is created",
-                stacklevel=2,
-            )
-        return exp.experiment_id
-
-    return with_store_retries(_experiment, "opening the experiment")
-
-
-def ui_base() -> str | None:
-    """The MLflow UI's address when the store is a tracking server (``http(s)://``), else None:
-    a SQLite or file store has no web address until someone runs ``mlflow ui`` on it."""
-    uri = state.tracking_uri()
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
-
-
-def run_url(run_id: str, experiment_id: str) -> str | None:
-    """The run's page on the tracking server (None for a local store: see :func:`ui_base`)."""
-    base = ui_base()
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{ML_VIEW}" if base else None
-
-
-def version_url(version: str) -> str | None:
-    """The model version's page on the tracking server (None for a local store)."""
-    base = ui_base()
-    return f"{base}/#/models/{MODEL_NAME}/versions/{version}{ML_VIEW}" if base else None
-
-
-def artifact_url(run_id: str, experiment_id: str, path: str) -> str | None:
-    """The run page's artifact view opened on ``path`` (the UI renders images and HTML there;
-    the server's raw download route sends every file as an attachment)."""
-    base = ui_base()
-    page = f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"
-    return page + ML_VIEW if base else None
-
-
-def ui_command() -> str:
-    """How to open the UI on the current store (for messages where there is no URL)."""
-    uri = state.tracking_uri()
-    if ui_base():
-        return f"open {ui_base()}"
-    return f"`.venv/bin/mlflow ui --backend-store-uri {safe_uri(uri)} --host 127.0.0.1 --port 5000`"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _fix_keras_input_example() -> None:
-    """MLflow 3.17's Keras flavor saves the input example before creating the model folder.
-
-    (mlflow/mlflow#16183, fixed upstream in an unreleased PR): make the folder first.
-    """
-    import mlflow.keras.save as keras_save
-
-    original = keras_save._save_example
-    if getattr(original, "_videoboost_fixed", False):
-        return
-
-    def save_example(mlflow_model, input_example, path, *args, **kwargs):
-        os.makedirs(path, exist_ok=True)
-        return original(mlflow_model, input_example, path, *args, **kwargs)
-
-    save_example._videoboost_fixed = True
-    keras_save._save_example = save_example
-
-
-def signature(channels: int = 3):
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
-
-    # H and W free: the generator is fully convolutional (infer_signature would pin them).
-    # A video-tier generator takes an aligned window, 3 * (2k + 1) channels.
-    spec_in = TensorSpec(np.dtype("float32"), (-1, -1, -1, channels))
-    spec_out = TensorSpec(np.dtype("float32"), (-1, -1, -1, 3))
-    return ModelSignature(inputs=Schema([spec_in]), outputs=Schema([spec_out]))
-
-
-def log_generator(generator, meta: dict[str, Any], input_example: np.ndarray):
-    """Log the generator alone (Keras 3 flavor) with signature, example and metadata."""
-    import keras
-
-    mlflow = _mlflow()
-    _fix_keras_input_example()
-    # MLflow checks the input example with a plain ``model.predict``, whose Keras progress bar
-    # would land in the job's log as a line of escape codes.
-    was_interactive = keras.config.is_interactive_logging_enabled()
-    keras.config.disable_interactive_logging()
-    try:
-        return mlflow.keras.log_model(
-            generator,
-            name="generator",
-            signature=signature(int(input_example.shape[-1])),
-            input_example=input_example.astype(np.float32),
-            pip_requirements=PIP_REQUIREMENTS,
-            metadata={k: str(v) for k, v in meta.items()},
-        )
-    finally:
-        if was_interactive:
-            keras.config.enable_interactive_logging()
-
-
-def register(model_uri: str, tags: dict[str, Any], description: str | None = None):
-    """Register ``model_uri`` as a new version of ``videoboost-generator``.
-
-    Args:
-        tags: the version's few tags (see :data:`VERSION_TAGS`); everything else about it goes
-            in ``description`` (Markdown, shown on its page in the UI) or the run's artifacts.
-        description: the version's card (see :mod:`videoboost.mlops.version_card`).
-    """
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-
-    def _register():
-        mv = mlflow.register_model(model_uri, MODEL_NAME)
-        for k, v in tags.items():
-            client.set_model_version_tag(MODEL_NAME, mv.version, k, str(v))
-        if description:
-            client.update_model_version(MODEL_NAME, mv.version, description=description)
-        return mv
-
-    return with_store_retries(_register, f"registering {MODEL_NAME}", attempts=1)
+# The MLflow edge's public face: store, models and training runs under one import.
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "EVALUATION_JSON",
+    "EXPERIMENT",
+    "MODEL_NAME",
+    "PIP_REQUIREMENTS",
+    "VERSION_TAGS",
+    "_fix_keras_input_example",
+    "_mlflow",
+    "_resolve_version",
+    "artifact_url",
+    "benchmark_scorer",
+    "git_commit",
+    "lineage_tags",
+    "load_generator",
+    "load_init",
+    "log_dataset",
+    "log_generator",
+    "log_start_image",
+    "make_epoch_logger",
+    "register",
+    "run_url",
+    "safe_uri",
+    "setup",
+    "signature",
+    "train_run",
+    "ui_base",
+    "ui_command",
+    "version_url",
+    "with_store_retries",
+]
 
 
 def make_epoch_logger(samples_dir: Path):
@@ -327,68 +160,6 @@ def log_dataset(info) -> None:
     docs = info.path / "gx" / "uncommitted" / "data_docs"
     if docs.is_dir():
         mlflow.log_artifacts(str(docs), "dataset/data_docs")
-
-
-def load_generator(model: str | None = None):
-    """Load a generator from a registry URI, a run/model URI or a local ``.keras``/model folder.
-
-    Args:
-        model: ``models:/videoboost-generator/3``, ``models:/videoboost-generator@champion``,
-            a path, or None for the champion.
-
-    Returns:
-        ``(keras.Model, info)`` where info has ``uri``, ``scale``, ``version`` (or None).
-
-    Raises:
-        ModelNotFound: nothing at that URI/path, with what to do.
-    """
-    import models.networks  # noqa: F401  registers PixelShuffle before deserialising
-    from models.legacy import modernize
-
-    uri = model or f"models:/{MODEL_NAME}@{CHAMPION}"
-    path = Path(uri)
-    if not uri.startswith(("models:/", "runs:/")) and path.suffix in (".keras", ".h5"):
-        import keras
-
-        if not path.is_file():
-            raise ModelNotFound(f"model file {path} does not exist")
-        generator = modernize(keras.models.load_model(path, compile=False))
-        return generator, {"uri": str(path), "scale": infer_scale(generator), "version": None}
-
-    mlflow = _mlflow()
-    setup()
-    version = _resolve_version(uri)
-    try:
-        generator = mlflow.keras.load_model(uri)
-    except Exception as exc:
-        if model is None:
-            raise ModelNotFound(
-                f"no champion in the registry ({MODEL_NAME}@{CHAMPION} at {state.tracking_uri()}): "
-                "train one with `videoboost train`, promote it with `videoboost promote`, or "
-                "pass --model PATH_OR_URI"
-            ) from exc
-        raise ModelNotFound(
-            f"cannot load model {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from exc
-    # Versions registered before issue 12 have the bicubic UpSampling2D skip: rebuilt (and
-    # checked) here so every caller gets a model that traces once for any frame size.
-    generator = modernize(generator)
-    return generator, {"uri": uri, "scale": infer_scale(generator), "version": version}
-
-
-def _resolve_version(uri: str) -> str | None:
-    if not uri.startswith(f"models:/{MODEL_NAME}"):
-        return None
-    client = _mlflow().MlflowClient()
-    rest = uri.removeprefix(f"models:/{MODEL_NAME}")
-    try:
-        if rest.startswith("@"):
-            return str(client.get_model_version_by_alias(MODEL_NAME, rest[1:]).version)
-        if rest.startswith("/"):
-            return str(client.get_model_version(MODEL_NAME, rest[1:]).version)
-    except Exception:
-        return None
-    return None
 
 
 def train_run(
@@ -651,46 +422,6 @@ def log_start_image(dataset_dir, cfg, parent, parent_info: dict, samples_dir: Pa
         lambda: mlflow.log_image(img, key="comparison", step=0), "logging the start image"
     )
     with_store_retries(lambda: mlflow.log_artifact(str(path), "samples"), "logging")
-
-
-def load_init(init: str, scale: int):
-    """The generator to warm-start from: ``"champion"`` or a model URI/path, at ``scale``.
-
-    Returns ``(keras.Model, info)`` as :func:`load_generator`.
-
-    Raises:
-        ModelNotFound: nothing there (no champion yet: train without --init first).
-        VideoBoostError: it upscales by another factor.
-    """
-    uri = f"models:/{MODEL_NAME}@{CHAMPION}" if init == CHAMPION else init
-    try:
-        generator, info = load_generator(uri)
-    except ModelNotFound as exc:
-        if init == CHAMPION:
-            raise ModelNotFound(
-                f"--init champion: there is no champion yet ({MODEL_NAME}@{CHAMPION} at "
-                f"{state.tracking_uri()}); train once without --init and promote the result"
-            ) from exc
-        raise
-    if info["scale"] != scale:
-        raise VideoBoostError(
-            f"--init {init} is a x{info['scale']} generator but this run trains x{scale}; "
-            "warm start needs the same tier and scale"
-        )
-    return generator, info
-
-
-def lineage_tags(parent_info: dict) -> dict[str, str]:
-    """Tags naming the generator a run started from (empty for a cold start)."""
-    if not parent_info:
-        return {}
-    from videoboost.mlops.bases import base_lineage
-
-    tags = {"parent_model_uri": str(parent_info["uri"])}
-    if parent_info.get("version"):
-        tags["parent_version"] = str(parent_info["version"])
-    tags.update(base_lineage(str(parent_info["uri"])))  # a shipped base: its card's name
-    return tags
 
 
 def benchmark_scorer(scale: int):

@@ -12,50 +12,66 @@ writes into ``work_dir``, the others write to a scratch folder that is deleted a
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from videoboost.config import DEFAULT_PATIENCE, DEFAULT_PRETRAIN_EPOCHS, TrainConfig
-from videoboost.data.align import align_stack
-from videoboost.data.degrade import upscale_bicubic
 from videoboost.data.shards import (
-    centre_pair,
-    load_config,
-    load_frames,
     load_info,
-    load_variants,
-    load_windows,
 )
 from videoboost.errors import VideoBoostError
-from videoboost.evaluation.compare import comparison_image
-from videoboost.evaluation.metrics import psnr_y, ssim_y
-from videoboost.training.crops import CropPlan, make_tf_dataset
 
 # Keys logged every epoch; MLflow and the CLI table use exactly these names.
-EPOCH_KEYS = (
-    "g_loss",
-    "d_loss",
-    "pixel_loss",
-    "adv_loss",
-    "val_psnr",
-    "val_ssim",
-    "val_psnr_bicubic",
-    "val_ssim_bicubic",
-    "val_psnr_gain",
+from videoboost.training.callbacks import (
+    EPOCH_KEYS,
+    Checkpoint,
+    Clock,
+    EpochProgress,
+    SampleImages,
+    TimeBudget,
+    WholeFrameValidation,
+    epoch_summary,
+    predict_frame,
+    sample_path,
 )
+from videoboost.training.checkpoint import (
+    _restore_optimizer,
+    load_checkpoint_state,
+    save_checkpoint,
+)
+from videoboost.training.crops import make_tf_dataset
+from videoboost.training.plan import crop_plan, validation_frames
+
+# The training core's public face: callers keep importing these from here.
+__all__ = [
+    "EPOCH_KEYS",
+    "Checkpoint",
+    "Clock",
+    "EpochProgress",
+    "SampleImages",
+    "TimeBudget",
+    "TrainResult",
+    "WholeFrameValidation",
+    "configure_tf",
+    "crop_plan",
+    "epoch_summary",
+    "learning_rate_schedule",
+    "load_checkpoint_state",
+    "predict_frame",
+    "sample_path",
+    "save_checkpoint",
+    "train",
+    "validation_frames",
+    "warm_start",
+]
 
 
 @dataclass
@@ -113,216 +129,6 @@ def learning_rate_schedule(initial: float, warmup: int, total_steps: int, minimu
         warmup_target=initial if warmup else None,
         warmup_steps=warmup,
     )
-
-
-def predict_frame(generator, lr: np.ndarray) -> np.ndarray:
-    """Run the generator on one RGB uint8 frame (a video-tier model: one aligned window);
-    returns RGB uint8 ``(H*s, W*s, 3)``."""
-    out = generator(lr[None].astype(np.float32), training=False)
-    return np.clip(np.rint(np.asarray(out)[0]), 0, 255).astype(np.uint8)
-
-
-class WholeFrameValidation(keras.callbacks.Callback):
-    """Adds ``val_*`` whole-frame metrics to the epoch logs, bicubic beside the model.
-
-    Whole frames, not patches: patch PSNR flatters a model (no borders, textured crops only).
-    """
-
-    def __init__(self, frames: list[tuple[np.ndarray, np.ndarray]], scale: int):
-        super().__init__()
-        self.frames, self.scale = frames, scale
-        # lr[..., :3]: a video-tier window's centre frame (the frame itself otherwise).
-        bicubic = [upscale_bicubic(lr[..., :3], scale) for lr, _ in frames]
-        self.bic_psnr = float(
-            np.mean([psnr_y(b, hr, scale) for b, (_, hr) in zip(bicubic, frames, strict=True)])
-        )
-        self.bic_ssim = float(
-            np.mean([ssim_y(b, hr, scale) for b, (_, hr) in zip(bicubic, frames, strict=True)])
-        )
-        self.last_sr: np.ndarray | None = None
-
-    def score(self, generator) -> dict[str, float]:
-        psnrs, ssims = [], []
-        for i, (lr, hr) in enumerate(self.frames):
-            sr = predict_frame(generator, lr)
-            if i == 0:
-                self.last_sr = sr
-            psnrs.append(psnr_y(sr, hr, self.scale))
-            ssims.append(ssim_y(sr, hr, self.scale))
-        psnr = float(np.mean(psnrs))
-        return {
-            "val_psnr": psnr,
-            "val_ssim": float(np.mean(ssims)),
-            "val_psnr_bicubic": self.bic_psnr,
-            "val_ssim_bicubic": self.bic_ssim,
-            "val_psnr_gain": psnr - self.bic_psnr,
-        }
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update(self.score(self.model.generator))
-
-
-def sample_path(folder: Path, epoch: int) -> Path:
-    """Where the comparison image of (1-based) ``epoch`` goes."""
-    return folder / f"epoch_{epoch:03d}.png"
-
-
-class SampleImages(keras.callbacks.Callback):
-    """Writes ``samples/epoch_NNN.png`` (LR | bicubic | ours | HR) every ``every`` epochs."""
-
-    def __init__(self, validation: WholeFrameValidation, folder: Path, every: int = 1):
-        super().__init__()
-        self.validation, self.folder, self.every = validation, folder, every
-        self.latest: Path | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every or self.validation.last_sr is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        lr, hr = self.validation.frames[0]
-        img = comparison_image(lr[..., :3], self.validation.last_sr, hr)
-        self.latest = sample_path(self.folder, epoch + 1)
-        cv2.imwrite(str(self.latest), img[..., ::-1])
-
-
-class Checkpoint(keras.callbacks.Callback):
-    """Every epoch: weights, optimizer state and progress, swapped in atomically.
-
-    Also early stopping on ``val_psnr`` in the pixel phase (the adversarial phase trades PSNR
-    for texture by design, so PSNR would stop it at once), keeping the best weights.
-    """
-
-    def __init__(self, folder: Path, history: list[dict], best: dict, patience: int | None):
-        super().__init__()
-        self.folder, self.history, self.best, self.patience = folder, history, best, patience
-        self.best_weights = None
-        self.wait = 0
-        self.phase = "pixel"
-        self.stopped_early = False
-        self.extra: dict = {}  # carried in state.json (phase flags, benchmark yardstick)
-        self.clock: Clock | None = None
-        self.batch_size = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        self.history.append({k: float(logs[k]) for k in EPOCH_KEYS if k in logs})
-        if self.phase == "pixel" and "val_psnr" in logs:
-            if logs["val_psnr"] > self.best.get("val_psnr", -math.inf):
-                self.best.update(val_psnr=float(logs["val_psnr"]), epoch=epoch + 1)
-                self.best_weights = self.model.generator.get_weights()
-                self.wait = 0
-            else:
-                self.wait += 1
-                if self.patience is not None and self.wait >= self.patience:
-                    self.model.stop_training = True
-                    self.stopped_early = True
-        extra = dict(self.extra)
-        if self.clock is not None:
-            extra["elapsed_s"] = self.clock.elapsed()
-            extra["crops_drawn"] = self.clock.steps * self.batch_size
-        save_checkpoint(self.folder, self.model, epoch + 1, self.history, self.best, extra)
-
-
-def epoch_summary(logs: dict, phase: str) -> str:
-    """``pixel_loss …, val_psnr …, val_psnr_gain …`` for an epoch's logs (the adversarial loss
-    only in that phase): what the console and the Prefect flow-run log print."""
-    keys = ("pixel_loss", "adv_loss") if phase == "adversarial" else ("pixel_loss",)
-    parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
-    parts += [f"{k} {logs[k]:.2f}" for k in ("val_psnr", "val_psnr_gain") if k in logs]
-    return ", ".join(parts)
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """A bar per epoch in a terminal; elsewhere (logs, CI, Prefect) one line per epoch only.
-
-    ``epochs`` None means the clock ends training (``--minutes``), so there is no total to show.
-    """
-
-    def __init__(self, steps: int, epochs: int | None, show: bool = True):
-        super().__init__()
-        self.steps, self.epochs, self.show = steps, epochs, show
-        self.bar = None
-        self.started = time.perf_counter()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.show and sys.stderr.isatty():
-            self.bar = tqdm(total=self.steps, desc=f"epoch {self._of(epoch)}", unit="step",
-                            leave=False)  # fmt: skip
-
-    def _of(self, epoch: int) -> str:
-        return f"{epoch + 1}/{self.epochs}" if self.epochs else f"{epoch + 1}"
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.bar is not None:
-            self.bar.update(1)
-            if logs and batch % 10 == 0:
-                self.bar.set_postfix(pixel=f"{float(logs.get('pixel_loss', 0)):.4f}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if not self.show:
-            return
-        phase = getattr(self.model, "mode", None) or "pixel"
-        minutes = (time.perf_counter() - self.started) / 60
-        line = f"epoch {self._of(epoch)} ({phase}, {minutes:.1f} min): " + epoch_summary(
-            logs or {}, phase
-        )
-        tqdm.write(line) if sys.stderr.isatty() else print(line, flush=True)
-
-
-def save_checkpoint(
-    folder: Path, model, epochs_done: int, history: list, best: dict, extra: dict | None = None
-) -> None:
-    """Write weights + optimizer variables + progress to ``folder`` atomically (tmp, rename)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.generator.save_weights(tmp / "generator.weights.h5")
-    model.discriminator.save_weights(tmp / "discriminator.weights.h5")
-    for name in ("g_optimizer", "d_optimizer"):
-        opt = getattr(model, name, None)
-        if opt is not None and opt.built:
-            np.savez(tmp / f"{name}.npz", *[np.asarray(v) for v in opt.variables])
-    state = {"epochs_done": epochs_done, "history": history, "best": best, "extra": extra or {}}
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint_state(folder: Path) -> dict | None:
-    _recover_checkpoint(folder)
-    state = folder / "state.json"
-    return json.loads(state.read_text()) if state.is_file() else None
-
-
-def _recover_checkpoint(folder: Path) -> None:
-    """A kill between :func:`save_checkpoint`'s two renames leaves no ``folder``: use the new
-    checkpoint if it was complete (``state.json`` is written last), else the previous one."""
-    if folder.exists():
-        return
-    for suffix in (".tmp", ".old"):
-        candidate = folder.with_name(folder.name + suffix)
-        if (candidate / "state.json").is_file():
-            candidate.rename(folder)
-            return
-
-
-def _restore_optimizer(opt, path: Path) -> None:
-    if opt is None or not path.is_file():
-        return
-    with np.load(path) as z:
-        values = [z[f"arr_{i}"] for i in range(len(z.files))]
-    if len(values) == len(opt.variables):
-        for var, value in zip(opt.variables, values, strict=True):
-            if tuple(var.shape) == value.shape:
-                var.assign(value)
 
 
 def _pixel_optimizer(cfg: TrainConfig, total_steps: int):
@@ -552,92 +358,6 @@ def _ended_by(cfg: TrainConfig, clock, checkpoint, budget, pixel_end: int, patie
     return f"{what} (pretrain_epochs {pixel_end}{gan})"
 
 
-def validation_frames(
-    dataset_dir: str | Path, cfg: TrainConfig
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``(lr, hr)`` pairs scored every epoch, centre-cropped to ``cfg.val_max_side``.
-
-    A ``real`` dataset is judged on what it trains for: every other frame's LR is one of its
-    degraded variants (taken in turn), the rest stay clean, so ``val_psnr`` (and the best
-    epoch it picks) weighs both kinds of input.
-    """
-    frames, rows = load_frames(dataset_dir, "val", limit=cfg.val_frames)
-    k = cfg.generator.window
-    windows = _dataset_windows(dataset_dir, rows, k)
-    picks = [0] * len(frames)  # LR entry of each frame: 0 the clean shrink, j its variant j
-    if load_config(dataset_dir).degrade.profile == "real":
-        variants = load_variants(dataset_dir, rows)
-        for i, v in enumerate(variants):
-            if v is not None and len(v) and i % 2:
-                picks[i] = 1 + (i // 2) % len(v)
-                frames[i] = (v[picks[i] - 1], frames[i][1])
-    if windows is not None:
-        frames = [
-            (align_stack(lr, w[picks[i], : 2 * k]), hr)
-            for i, ((lr, hr), w) in enumerate(zip(frames, windows, strict=True))
-        ]
-    return [centre_pair(lr, hr, cfg.val_max_side) for lr, hr in frames]
-
-
-def _dataset_windows(dataset_dir: str | Path, rows, k: int) -> list[np.ndarray] | None:
-    """The stored window neighbours of ``rows`` for a video-tier model of ``k`` (None when
-    ``k`` is 0: a single-frame model ignores them).
-
-    Raises:
-        VideoBoostError: the dataset holds no windows, or narrower ones than ``k``.
-    """
-    if not k:
-        return None
-    have = load_config(dataset_dir).window
-    if have < k:
-        raise VideoBoostError(
-            f"dataset {dataset_dir} stores windows of {have} neighbour(s) a side, the video "
-            f"tier needs {k}; rebuild it with `videoboost dataset build --window {k}`"
-        )
-    return load_windows(dataset_dir, rows)
-
-
-def crop_plan(dataset_dir: str | Path, cfg: TrainConfig) -> CropPlan:
-    """The training frames in memory, and how crops are drawn from them."""
-    frames, rows = load_frames(dataset_dir, "train")
-    keep = [i for i, (lr, _) in enumerate(frames) if min(lr.shape[:2]) >= cfg.crop]
-    if not keep:
-        raise VideoBoostError(
-            f"dataset {dataset_dir}: no training frame has an LR side of {cfg.crop} px for the "
-            f"crop; lower `crop` (now {cfg.crop}) or build from larger footage"
-        )
-    # Every still is its own unit, every video one unit: one long clip cannot dominate.
-    groups = [
-        f"{r.source}#{r.frame_index}" if r.source_kind == "still" else r.source
-        for r in rows.itertuples()
-    ]
-    # The `real` profile: crops come from the stored codec-damaged variants, and from the clean
-    # shrink at the profile's clean share.
-    degrade_cfg = load_config(dataset_dir).degrade
-    variants = load_variants(dataset_dir, rows) if degrade_cfg.profile == "real" else None
-    k = cfg.generator.window
-    windows = _dataset_windows(dataset_dir, rows, k)
-    if windows is not None:
-        # The video tier crops aligned windows: align every LR entry (clean and each variant)
-        # once here, on whole frames as inference does, then crop the stacks in the graph.
-        for i in keep:
-            lr, hr = frames[i]
-            frames[i] = (align_stack(lr, windows[i][0, : 2 * k]), hr)
-            if variants is not None and variants[i] is not None:
-                variants[i] = np.stack(
-                    [align_stack(v, windows[i][1 + j, : 2 * k]) for j, v in enumerate(variants[i])]
-                )
-    return CropPlan.from_frames(
-        [frames[i] for i in keep],
-        [groups[i] for i in keep],
-        cfg.generator.scale,
-        cfg.crop,
-        augment=cfg.augment,
-        variants=[variants[i] for i in keep] if variants is not None else None,
-        clean_share=degrade_cfg.real.clean_share if variants is not None else 0.0,
-    )
-
-
 def warm_start(generator, init) -> None:
     """Copy the weights of ``init`` (a generator of the same tier and scale) into ``generator``.
 
@@ -735,73 +455,3 @@ def _gan_guard(generator, cfg: TrainConfig, scorer, extra: dict, write_dir: Path
             flush=True,
         )
     return {"bench_psnr_pixel": before, "bench_psnr_gan": after, "kept": kept}
-
-
-class Clock:
-    """Training time and steps, summed over resumes (checkpoints carry ``elapsed_s``)."""
-
-    def __init__(self, before: float = 0.0, steps: int = 0):
-        self.before = before
-        self.started: float | None = None
-        self.steps = steps
-        self.deadline_hit: float | None = None  # the deadline (s) a TimeBudget stopped at
-
-    def elapsed(self) -> float:
-        running = 0.0 if self.started is None else time.perf_counter() - self.started
-        return self.before + running
-
-    def start(self) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-
-    def callback(self) -> keras.callbacks.Callback:
-        """Counts time and steps in a phase without a budget."""
-        clock = self
-
-        class _Tick(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                clock.start()
-
-            def on_train_batch_end(self, batch, logs=None):
-                clock.steps += 1
-
-        return _Tick()
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Ends a phase at ``deadline`` seconds of training; with ``peak_lr``, also drives the
-    learning rate: linear warm-up over ``cfg.warmup_steps``, then cosine decay to
-    ``cfg.min_learning_rate`` over the phase's share of the clock (a step count is unknown
-    when time is the budget)."""
-
-    def __init__(self, clock: Clock, optimizer, cfg: TrainConfig, start_s: float,
-                 deadline: float, peak_lr: float | None):  # fmt: skip
-        super().__init__()
-        self.clock, self.optimizer, self.cfg = clock, optimizer, cfg
-        self.start_s, self.deadline, self.peak_lr = start_s, deadline, peak_lr
-        self.phase_steps = 0
-
-    def on_train_begin(self, logs=None):
-        self.clock.start()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        # Every 10th step is fine-grained enough for a schedule of minutes, and setting the
-        # rate every step cost ~20% of a fast-tier step.
-        if self.peak_lr is None or (
-            self.clock.steps % 10 and self.clock.steps > self.cfg.warmup_steps
-        ):
-            return
-        frac = (self.clock.elapsed() - self.start_s) / max(self.deadline - self.start_s, 1e-9)
-        frac = min(max(frac, 0.0), 1.0)
-        low = min(self.cfg.min_learning_rate, self.peak_lr)
-        lr = low + 0.5 * (self.peak_lr - low) * (1 + math.cos(math.pi * frac))
-        warm = self.cfg.warmup_steps
-        if warm and self.clock.steps < warm:
-            lr *= (self.clock.steps + 1) / warm
-        self.optimizer.learning_rate = lr
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.clock.steps += 1
-        if self.clock.elapsed() >= self.deadline:
-            self.model.stop_training = True
-            self.clock.deadline_hit = self.deadline
