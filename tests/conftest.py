@@ -74,11 +74,20 @@ def model_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> Path:
+def train_dataset(tmp_path_factory) -> Path:
+    """The tiny built x4 training dataset (tests/tiny.py's), built once for the session; tests
+    read it and never change it."""
+    from tiny import training_dataset
+
+    return training_dataset(tmp_path_factory.mktemp("train-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, train_dataset) -> Path:
     """A tiny fast x4 base made the real way: a short run packed into a checkpoint file, then
     ``videoboost base export`` (its card scored on the held-out benchmark). Returns the
     ``.keras`` path; its folder is a base folder (``VIDEOBOOST_BASE_DIR``)."""
-    from tiny import tiny_train_cfg, training_dataset
+    from tiny import tiny_train_cfg
 
     root = tmp_path_factory.mktemp("tiny-base")
     saved = {k: os.environ.get(k) for k in _SCRUBBED}
@@ -90,7 +99,7 @@ def tiny_base(tmp_path_factory) -> Path:
         from videoboost.training.base import export_base
 
         file = root / "fast-x4.vbckpt"
-        train_run(training_dataset(root), tiny_train_cfg(), progress=False,
+        train_run(train_dataset, tiny_train_cfg(), progress=False,
                   register_model=False, checkpoint_file=file)  # fmt: skip
         return export_base(file, root / "bases")
     finally:

@@ -70,15 +70,15 @@ def test_init_none_base_and_champion_start_where_they_say(tiny_base, monkeypatch
     assert resolve_init("base", cfg)[0] == str(tiny_base)  # base still means the base
 
 
-def test_a_run_from_the_base_names_its_card(tiny_base, monkeypatch, tmp_path):
+def test_a_run_from_the_base_names_its_card(tiny_base, monkeypatch, train_dataset):
     import mlflow
-    from tiny import tiny_train_cfg, training_dataset
+    from tiny import tiny_train_cfg
 
     from videoboost.mlops.tracking import train_run
 
     monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tiny_base.parent))
     cfg = tiny_train_cfg().model_copy(update={"pretrain_epochs": 1})
-    result = train_run(training_dataset(tmp_path), cfg, progress=False, init=str(tiny_base))
+    result = train_run(train_dataset, cfg, progress=False, init=str(tiny_base))
     tags = mlflow.MlflowClient().get_run(result["run_id"]).data.tags
     assert tags["parent_model_uri"] == str(tiny_base)
     assert tags["parent_base"] == "fast-x4" and tags["parent_base_card"] == "fast-x4.json"

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny import training_dataset
 
 from videoboost.cli import main
 from videoboost.training import checkpoint_file
@@ -101,11 +100,11 @@ def _train_until_killed(dataset: Path, config: Path, file: Path) -> tuple[int, s
 
 @pytest.mark.slow
 def test_kill_9_then_resume_the_file_in_a_new_folder_continues_steps_and_curves(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, train_dataset
 ):
     import mlflow
 
-    dataset = training_dataset(tmp_path)
+    dataset = train_dataset
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     file = tmp_path / "first" / "fast-x4.vbckpt"

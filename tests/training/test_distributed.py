@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import training_dataset
 
 from videoboost.config import TrainConfig, flatten
 from videoboost.errors import VideoBoostError
@@ -27,8 +26,8 @@ LOSS_RTOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return training_dataset(tmp_path_factory.mktemp("data"))
+def dataset(train_dataset):
+    return train_dataset  # the session's (tests/conftest.py)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny import training_dataset
 
 from videoboost.cli import main
 
@@ -31,8 +30,8 @@ TINY = {
 
 
 @pytest.fixture
-def dataset(tmp_path):
-    return training_dataset(tmp_path)
+def dataset(train_dataset):
+    return train_dataset  # the session's (tests/conftest.py)
 
 
 def _registry_rows(db: Path) -> list:

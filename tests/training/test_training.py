@@ -8,16 +8,15 @@ import keras
 import mlflow
 import numpy as np
 import pytest
-from tiny import training_dataset
 
 from videoboost.config import GeneratorConfig, TrainConfig
 from videoboost.evaluation.compare import comparison_image
 from videoboost.training.train import EPOCH_KEYS, train
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return training_dataset(tmp_path_factory.mktemp("data"))
+@pytest.fixture
+def dataset(train_dataset):
+    return train_dataset  # the session's (tests/conftest.py)
 
 
 def tiny(**kw) -> TrainConfig:
