@@ -13,7 +13,17 @@ is random-initialised.
 
 Prints a table and writes ``bench/results/video.json``.
 
+``--profile N`` instead runs everything in one process with the runtime ``auto`` picks (as
+``videoboost upscale``, from its cache): the per-stage table (decode, the conversions to the
+model's layout, tiling, the model, float to uint8, the colour conversion for the encoder,
+encode, the writing; wall and CPU ms a frame and threads) of the RGB path (uint8 RGB, swscale
+in the writer) and the fast path (the model's float frames to yuv420p in one step) over N
+frames, each path's PSNR-Y against the model's own frames, and each path end to end over
+``--frames`` frames against the model alone timed before and after it. Writes
+``bench/results/video_stages.json``.
+
     .venv/bin/python bench/video.py [--model URI_OR_PATH] [--frames 64] [--preset superfast]
+    .venv/bin/python bench/video.py --profile 48 --frames 400
 """
 
 from __future__ import annotations
@@ -221,109 +231,278 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def profile(args: argparse.Namespace) -> None:
-    """CPU-ms a frame of each stage in isolation (this process, all its threads), and what
-    the x264 preset and thread count cost against the quality they keep."""
-    import io
+def _threads_now() -> int:
+    """Threads of this process now (Linux /proc): a stage's own threads are the difference."""
+    return len(os.listdir("/proc/self/task"))
 
+
+class _Stage:
+    """Wall and CPU time of one stage summed over calls, and the threads it started."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self.threads = "1"
+
+    def __call__(self, fn, *a, **kw):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn(*a, **kw)
+        self.wall += time.perf_counter() - t0
+        self.cpu += time.process_time() - c0
+        return out
+
+
+def stage_table(src: Path, n: int, predict, runtime: str, tf_threads: int, preset: str, crf: int,
+                planar: bool, work: Path) -> dict[str, dict]:  # fmt: skip
+    """Each stage of one path over the first ``n`` frames of ``src``, one after another in this
+    thread (no overlap: every stage's CPU time is its own), writing a real MP4.
+
+    ``planar=False`` is the RGB path (uint8 RGB frames, swscale to yuv420p in the writer);
+    ``planar=True`` the fast path (the model's float frames to yuv420p in one step,
+    :func:`videoboost.video.colour.rgb_to_yuv420`, encoded without a conversion).
+    """
+    import av
+    import cv2
+
+    from videoboost.config import UpscaleConfig
+    from videoboost.inference.engine import _to_uint8_once, prepare_image
+    from videoboost.video.colour import rgb_to_yuv420
+    from videoboost.video.write import VideoWriter
+
+    cfg = UpscaleConfig(preset=preset, crf=crf)
+    names = ["decode", "to model layout", "tiling and stitching", "model", "float to uint8",
+             "colour conversion for the encoder", "encode", "writing"]  # fmt: skip
+    st = {k: _Stage() for k in names}
+    st["to model layout"].threads = "1 (swscale, numpy)"
+    st["tiling and stitching"].threads = "none: 320x180 is below the 512 px tile"
+    st["model"].threads = (
+        f"{tf_threads} (TF intra-op)"
+        if runtime.startswith("tf")
+        else f"{os.cpu_count()} (OpenVINO)"
+    )
+    st["float to uint8"].threads = "1 (numpy)" if not planar else "fused into the next row"
+    st["colour conversion for the encoder"].threads = (
+        "1 (swscale)" if not planar else f"{cv2.getNumThreads()} (OpenCV pool)"
+    )
+    dst = work / f"stages_{'planar' if planar else 'rgb'}.mp4"
+    writer = VideoWriter(dst, Fraction(25), crf=cfg.crf, preset=cfg.preset)
+    encode_threads = None
+    # VideoWriter.write = colour conversion + encode + mux; split it by timing its parts.
+    orig_mux, orig_encode = writer._mux, None
+
+    def timed_mux(packets):
+        st["writing"](orig_mux, packets)
+
+    writer._mux = timed_mux
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames_iter = c.decode(stream)
+        decoded = [st["decode"](next, frames_iter) for _ in range(n)]
+        st["decode"].threads = str(max(1, stream.codec_context.thread_count))
+    for i in range(0, n, cfg.batch):
+        chunk = decoded[i : i + cfg.batch]
+        batch = st["to model layout"](
+            lambda ch=chunk: np.stack(
+                [prepare_image(f.to_ndarray(format="rgb24")) for f in ch]
+            ).astype(np.float32)
+        )
+        sr = st["model"](lambda b=batch: np.asarray(predict(b), dtype=np.float32))
+        for one in sr:
+            if planar:
+                frame = st["colour conversion for the encoder"](rgb_to_yuv420, one, overwrite=True)
+                avf = st["colour conversion for the encoder"](frame.to_frame)
+            else:
+                rgb = st["float to uint8"](_to_uint8_once, one)
+                avf = st["colour conversion for the encoder"](writer_frame_rgb, rgb)
+            if writer._stream is None:  # the encoder opens on the first frame: count its threads
+                before = _threads_now()
+                writer.write(frame if planar else rgb)  # opens the stream, not timed
+                encode_threads = _threads_now() - before
+                continue
+            if orig_encode is None:
+                orig_encode = writer._stream.encode
+            avf.pts = writer.frames_written
+            avf.time_base = Fraction(1, 25)
+            packets = st["encode"](orig_encode, avf)
+            writer._mux(packets)
+            writer.frames_written += 1
+    st["encode"](lambda: writer._mux(orig_encode(None)))
+    writer._closed = True  # what close() does after the flush above:
+    st["writing"](writer._out.commit)  # the moov atom at the front (faststart), fsync, rename
+    st["encode"].threads = f"{encode_threads} (x264 {preset}, threads auto)"
+    st["writing"].threads = "1 (MP4 mux)"
+
+    def per_frame(k: str, seconds: float) -> float:
+        # The first frame opened the encoder untimed: it is not in encode and writing.
+        return round(seconds / (n - 1 if k in ("encode", "writing") else n) * 1000, 2)
+
+    return {
+        k: {"wall_ms": per_frame(k, v.wall), "cpu_ms": per_frame(k, v.cpu), "threads": v.threads}
+        for k, v in st.items()
+    }
+
+
+def writer_frame_rgb(rgb: np.ndarray):
+    """The RGB path's conversion in :meth:`VideoWriter.write`: swscale to BT.709 yuv420p."""
     import av
     from av.video.reformatter import ColorRange, Colorspace
 
-    from models.networks import build_generator
-    from videoboost.config import GeneratorConfig
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(
+        format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+    )
+
+
+def psnr_y(path: Path, model_frames: list[np.ndarray]) -> float:
+    """Mean PSNR on BT.709 luma of the encoded ``path`` against the model's own float frames
+    (clipped to [0, 255], luma computed in float: the reference rounds nowhere)."""
+    import av
+    import cv2
+
+    from videoboost.video.colour import _Y_ROW
+
+    out = []
+    with av.open(str(path)) as c:
+        for f, ref in zip(c.decode(video=0), model_frames, strict=False):
+            h, w = ref.shape[:2]
+            got = f.to_ndarray(format="yuv420p")[:h, :w].astype(np.float64)
+            want = cv2.transform(np.clip(ref, 0, 255), _Y_ROW).astype(np.float64)
+            mse = float(np.mean((got - want) ** 2))
+            out.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+    return float(np.mean(out))
+
+
+def profile(args: argparse.Namespace) -> None:
+    """The per-stage table of both paths over the same clip, the PSNR-Y of each path's
+    encoded output against the model's own frames, and each path end to end against the
+    model alone, all in this one process."""
+    from videoboost.config import GeneratorConfig, UpscaleConfig
     from videoboost.evaluation.runtime_select import detect_host, select
-    from videoboost.inference.engine import set_tf_threads
+    from videoboost.inference.engine import Upscaler, set_tf_threads
+    from videoboost.video.pipeline import upscale_video
 
-    set_tf_threads(None)
+    tf_threads = os.cpu_count() or 1
+    set_tf_threads(tf_threads)
     n = args.profile
-    src = make_source(Path(tempfile.mkdtemp(prefix="videoboost-profile-")) / "src.mp4", n)
+    work = Path(tempfile.mkdtemp(prefix="videoboost-profile-"))
+    src = make_source(work / "src.mp4", max(n, args.frames))
+    if args.model:
+        from videoboost.mlops.tracking import load_generator
 
-    def cpu_ms(fn) -> tuple[float, object]:
-        c0 = time.process_time()
-        out = fn()
-        return (time.process_time() - c0) / n * 1000, out
+        generator, info = load_generator(args.model)
+        scale = info["scale"]
+    else:
+        import keras
 
-    rows: dict[str, float] = {}
+        from models.networks import build_generator
 
-    def decode():
-        with av.open(str(src)) as c:
-            return [f for _, f in zip(range(n), c.decode(video=0), strict=False)]
+        keras.utils.set_random_seed(0)  # the same weights every run: the cached choice holds
+        generator, scale = build_generator(GeneratorConfig(tier="fast", scale=4)), 4
+    # As `videoboost upscale` chooses: from the cache of this host, or measured and cached.
+    choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime)
+    print(choice.line(), flush=True)
+    if args.select_only:
+        return
+    predict = choice.predict
+    cfg = UpscaleConfig(preset=args.preset, crf=args.crf)
+    upscaler = Upscaler(predict, scale, cfg.engine())
+    warm = np.zeros((cfg.batch, LR_H, LR_W, 3), np.float32)
+    for _ in range(2):
+        predict(warm)
 
-    rows["decode (H.264 320x180)"], frames = cpu_ms(decode)
-    rows["to_ndarray rgb24 (swscale yuv420p->rgb)"], lrs = cpu_ms(
-        lambda: [f.to_ndarray(format="rgb24") for f in frames]
-    )
-    generator = build_generator(GeneratorConfig(tier="fast", scale=4))
-    with tempfile.TemporaryDirectory() as tmp:
-        choice = select(generator, size=(LR_W, LR_H), runtime=args.runtime,
-                        cache=Path(tmp) / "c.json")  # fmt: skip
+    tables = {}
+    for planar in (False, True):
+        tables["fast" if planar else "rgb"] = stage_table(
+            src, n, predict, choice.name, tf_threads, args.preset, args.crf, planar, work
+        )
+    # Quality: the model's own float frames for the first n frames, against each path's file.
+    from videoboost.video.read import decode_frames
 
-    def model():
-        outs = []
-        for i in range(0, n, 4):
-            batch = np.stack(lrs[i : i + 4]).astype(np.float32)
-            outs.extend(np.rint(np.clip(choice.predict(batch), 0, 255)).astype(np.uint8))
-        return outs
+    lrs = [rgb for _, rgb, _ in decode_frames(src)][:n]
+    model_frames = []
+    for i in range(0, n, cfg.batch):
+        model_frames.extend(np.asarray(predict(np.stack(lrs[i : i + cfg.batch]).astype(
+            np.float32)), dtype=np.float32))  # fmt: skip
+    quality = {k: round(psnr_y(work / f"stages_{'planar' if k == 'fast' else 'rgb'}.mp4",
+                               model_frames), 2) for k in tables}  # fmt: skip
 
-    model()  # warm-up
-    rows[f"model ({choice.name}, batch 4) + uint8"], srs = cpu_ms(model)
+    # End to end, each path over the long clip, the model alone timed before and after each.
+    batch = np.stack(lrs[: cfg.batch]).astype(np.float32)
 
-    def to_yuv():
-        return [
-            av.VideoFrame.from_ndarray(sr, format="rgb24").reformat(
-                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
-            )
-            for sr in srs
-        ]
+    def model_alone(rounds: int = 8) -> tuple[float, float]:
+        walls, cpus = [], []
+        for _ in range(rounds):
+            t0, c0 = time.perf_counter(), time.process_time()
+            predict(batch)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        return cfg.batch / float(np.median(walls)), float(np.median(cpus)) / cfg.batch * 1000
 
-    rows["from_ndarray + rgb->yuv420p BT.709 (swscale, 720p)"], yuvs = cpu_ms(to_yuv)
+    e2e = {}
+    for name in ("rgb", "fast"):
+        planar = name == "fast"
+        m0 = model_alone()
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = upscale_video(
+            src,
+            work / f"e2e_{name}.mp4",
+            lambda frames, p=planar: upscaler.upscale_frames(frames, planar=p),
+            segment_frames=cfg.segment_frames,
+            crf=cfg.crf,
+            preset=cfg.preset,
+            job_key=f"bench-{time.time()}",
+        )
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        m1 = model_alone()
+        model_fps = float(np.median([m0[0], m1[0]]))
+        e2e[name] = {
+            "frames": result.frames,
+            "e2e_fps": round(result.frames / seconds, 2),
+            "model_fps": round(model_fps, 2),
+            "model_fps_before_after": [round(m0[0], 2), round(m1[0], 2)],
+            "e2e_over_model": round(result.frames / seconds / model_fps, 3),
+            "e2e_cpu_ms": round(cpu / result.frames * 1000, 1),
+            "model_cpu_ms": round((m0[1] + m1[1]) / 2, 1),
+        }
+        print(json.dumps({name: e2e[name]}), flush=True)
 
-    def encode(preset: str, threads: str | None) -> tuple[bytes, float]:
-        buf = io.BytesIO()
-        opts = {"crf": str(args.crf), "preset": preset, **({"threads": threads} if threads else {})}
-        c0 = time.process_time()
-        with av.open(buf, "w", format="mp4") as out:
-            stream = out.add_stream("libx264", rate=25, options=opts)
-            stream.width, stream.height, stream.pix_fmt = LR_W * 4, LR_H * 4, "yuv420p"
-            for i, y in enumerate(yuvs):
-                y.pts = i
-                out.mux(stream.encode(y))
-            out.mux(stream.encode(None))
-        return buf.getvalue(), (time.process_time() - c0) / n * 1000
-
-    h = LR_H * 4
-    sources_y = [y.to_ndarray()[:h] for y in yuvs]
-
-    def quality(data: bytes) -> float:
-        """PSNR of the decoded luma against the luma given to x264 (no colour matrix between)."""
-        with av.open(io.BytesIO(data)) as c:
-            got = [f.to_ndarray()[:h] for f in c.decode(video=0)]
-        mse = [
-            np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(got, sources_y, strict=True)
-        ]
-        return float(np.mean([10 * np.log10(255**2 / max(m, 1e-10)) for m in mse]))
-
-    encoders = []
-    for preset, threads in [("ultrafast", None), ("superfast", None), ("superfast", "1"),
-                            ("veryfast", None), ("medium", None)]:  # fmt: skip
-        data, ms = encode(preset, threads)
-        encoders.append({"preset": preset, "threads": threads or "auto", "cpu_ms": round(ms, 1),
-                         "kbytes": round(len(data) / 1024), "psnr_y": round(quality(data), 2)})  # fmt: skip
     host = detect_host()
-    print(f"host: {host.describe()}, load avg {os.getloadavg()[0]:.1f}; {n} frames")
-    print("| stage | CPU-ms a frame |\n|---|---|")
-    for k, v in rows.items():
-        print(f"| {k} | {v:.1f} |")
+    load = os.getloadavg()
+    print(f"\nhost: {host.describe()}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    print(f"clip: {LR_W}x{LR_H} -> {LR_W * scale}x{LR_H * scale}, runtime {choice.name}, "
+          f"x264 {args.preset} CRF {args.crf}, batch {cfg.batch}; stages over {n} frames, "
+          f"end to end over {result.frames}")  # fmt: skip
     print(
-        "| x264 preset (threads) | CPU-ms a frame | kB | PSNR-Y dB vs its input |\n|---|---|---|---|"
+        "\n| stage | RGB path wall / CPU ms a frame | fast path wall / CPU ms a frame "
+        "| threads (RGB path; fast path) |\n|---|---|---|---|"
     )
-    for e in encoders:
-        print(f"| {e['preset']} ({e['threads']}) | {e['cpu_ms']} | {e['kbytes']} | {e['psnr_y']} |")
+    for k in tables["rgb"]:
+        a, b = tables["rgb"][k], tables["fast"][k]
+        threads = (
+            a["threads"] if a["threads"] == b["threads"] else f"{a['threads']}; {b['threads']}"
+        )
+        print(f"| {k} | {a['wall_ms']} / {a['cpu_ms']} | {b['wall_ms']} / {b['cpu_ms']} | "
+              f"{threads} |")  # fmt: skip
+    totals = {k: round(sum(r["cpu_ms"] for s, r in t.items() if s != "model"), 2)
+              for k, t in tables.items()}  # fmt: skip
+    print(f"| everything but the model (CPU) | {totals['rgb']} | {totals['fast']} | |")
+    print(f"| PSNR-Y of the file vs the model's frames | {quality['rgb']} dB | "
+          f"{quality['fast']} dB | |")  # fmt: skip
+    print(
+        "\n| path | frames | e2e fps | model alone fps (before, after) | e2e / model | "
+        "CPU-ms a frame e2e / model |\n|---|---|---|---|---|---|"
+    )
+    for k, r in e2e.items():
+        print(f"| {k} | {r['frames']} | {r['e2e_fps']} | {r['model_fps']} "
+              f"({', '.join(map(str, r['model_fps_before_after']))}) | "
+              f"**{r['e2e_over_model']}** | {r['e2e_cpu_ms']} / {r['model_cpu_ms']} |")  # fmt: skip
     out = Path(args.out).with_name("video_stages.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "host": host.describe(), "frames": n,
-                               "stages_cpu_ms": {k: round(v, 1) for k, v in rows.items()},
-                               "x264": encoders}, indent=2))  # fmt: skip
+                               "host": host.describe(), "load_average": load,
+                               "runtime": choice.name, "stage_frames": n,
+                               "stages": tables, "psnr_y": quality, "e2e": e2e},
+                              indent=2))  # fmt: skip
     print(f"wrote {out}")
 
 
@@ -345,8 +524,11 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--select-only", action="store_true",
+                        help="with --profile: only choose (and cache) the runtime, then stop")  # fmt: skip
     parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="only the per-stage CPU profile over N frames, and x264 presets")  # fmt: skip
+                        help="per-stage table of the RGB and the fast path over N frames, "
+                        "PSNR-Y, and both end to end over --frames frames, in one process")  # fmt: skip
     args = parser.parse_args()
     if args.profile:
         profile(args)

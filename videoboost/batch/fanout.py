@@ -317,7 +317,8 @@ def prepare_video(
     info = probe(src, count_frames=False)
     dst.parent.mkdir(parents=True, exist_ok=True)
     check_writable(dst, src)
-    plan = dict(job_key=job_key, crf=crf, preset=preset)
+    # colour: parts made by the RGB path differ by a level here and there; never mix them.
+    plan = dict(job_key=job_key, crf=crf, preset=preset, colour="yuv420-direct")
     if context:  # only then: single-frame work folders keep their keys
         plan["context"] = context
     key = work_key(
@@ -477,8 +478,9 @@ def upscale_part(
                 f"{plan.src}: part {part.index} decoded {len(before)} frames of context before "
                 f"it, {part.before} were planned; upscale this video without Dask"
             )
+        # planar: frames come as the writer's yuv420p (no RGB round trip), as in upscale_jobs.
         for sr in upscaler.upscale_frames(
-            own, height=height, postprocess=postprocess, before=before, after=after
+            own, height=height, postprocess=postprocess, before=before, after=after, planar=True
         ):
             encode.put(sr)
     with writer:

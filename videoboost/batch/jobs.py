@@ -196,7 +196,9 @@ def upscale_jobs(
     window = getattr(upscaler, "window", 0)
     job_key = (
         f"model={model_id};scale={upscaler.scale};tile={cfg.tile};overlap={cfg.overlap};"
-        f"height={height};pp={postprocess.model_dump_json() if postprocess else None}"
+        f"height={height};pp={postprocess.model_dump_json() if postprocess else None};"
+        # Segments of the RGB path differ by a level here and there: a resume never mixes them.
+        "colour=yuv420-direct"
     )
     counts: dict[Path, int] = {}
     for job in jobs:
@@ -254,6 +256,7 @@ def upscale_jobs(
                             postprocess=postprocess,
                             before=before,
                             after=after,
+                            planar=True,  # the encoder's yuv420p, made in one step
                         ):
                             done += 1
                             _bar.update(1)

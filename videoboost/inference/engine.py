@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from videoboost.config import EngineConfig
 from videoboost.data.align import iter_windows, still_window, window_of_channels
 from videoboost.errors import VideoBoostError
+from videoboost.video.colour import Yuv420, rgb_to_yuv420
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,8 @@ class Upscaler:
         postprocess: PostProcess | None = None,
         before: Sequence[Any] = (),
         after: Iterable[Any] = (),
-    ) -> Iterator[np.ndarray]:
+        planar: bool = False,
+    ) -> Iterator[np.ndarray | Yuv420]:
         """Upscale a stream of frames lazily, batching frames of equal size.
 
         At most ``config.batch`` input frames are held (and read ahead) at a time; frames that
@@ -436,19 +438,32 @@ class Upscaler:
                 upscaled in segments equals one pass. Ignored by single-frame models. ``after``
                 is read only once ``frames`` is exhausted, so it may be a generator over the
                 same stream (a fan-out part's decoder).
+            planar: yield :class:`videoboost.video.colour.Yuv420` frames, what the video
+                writer encodes, instead of RGB: without ``height`` or ``postprocess`` they are
+                made from the model's float output in one step (no uint8 RGB frame exists).
 
         Yields:
             One ``(H*scale, W*scale, 3)`` uint8 RGB frame (or the ``height`` size) per input,
-            in order.
+            in order; with ``planar``, one :class:`Yuv420` frame of that size instead.
         """
         pending: list[np.ndarray] = []
+        direct = planar and height is None and (postprocess is None or postprocess.is_identity)
 
-        def run() -> Iterator[np.ndarray]:
+        def emit(rgb: np.ndarray) -> np.ndarray | Yuv420:
+            """One frame out: ``rgb`` is uint8, or the model's float32 (ours to overwrite)."""
+            if direct:
+                return rgb_to_yuv420(rgb, overwrite=True)
+            if rgb.dtype != np.uint8:
+                rgb = _to_uint8_once(rgb)
+            rgb = self._finish(rgb, height, postprocess)
+            return rgb_to_yuv420(rgb) if planar else rgb
+
+        def run() -> Iterator[np.ndarray | Yuv420]:
             batch = np.stack(pending).astype(np.float32)
             pending.clear()
             sr = self._predict(batch)
             for one in sr:
-                yield self._finish(_to_uint8_once(one), height, postprocess)
+                yield emit(one)
 
         inputs: Iterable[np.ndarray] = (self.prepare_image(item) for item in frames)
         if self.window:
@@ -462,7 +477,7 @@ class Upscaler:
             if self._needs_tiling(*lr.shape[:2]):
                 if pending:
                     yield from run()
-                yield self._finish(self._upscale_tiled(lr), height, postprocess)
+                yield emit(self._upscale_tiled(lr))
                 continue
             if pending and pending[0].shape != lr.shape:
                 yield from run()

@@ -285,8 +285,10 @@ def upscale_video(
         src: source video.
         dst: output video (``.mp4`` recommended); never partially written.
         process_frames: maps a list of ``(H, W, 3)`` uint8 RGB frames to the same number of
-            ``(H', W', 3)`` uint8 RGB frames, the same size for every call. May return a list or
-            any iterable; a generator is encoded as it yields.
+            ``(H', W', 3)`` uint8 RGB frames, or of :class:`videoboost.video.colour.Yuv420`
+            frames (encoded without a colour conversion; what ``Upscaler.upscale_frames(...,
+            planar=True)`` yields), the same size for every call. May return a list or any
+            iterable; a generator is encoded as it yields.
         segment_frames: frames per segment: the work lost to a crash, and the batch handed to
             ``process_frames``.
         context: frames of context a side for a model that sees neighbours (a video-tier

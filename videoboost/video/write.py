@@ -29,6 +29,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from videoboost.errors import VideoBoostError
+from videoboost.video.colour import Yuv420
 from videoboost.video.read import open_input
 
 log = logging.getLogger(__name__)
@@ -270,18 +271,21 @@ class VideoWriter:
         self._out.add_audio(self.audio_from)
         return stream
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray | Yuv420) -> None:
         """Append one frame.
 
         Args:
-            rgb: ``(H, W, 3)`` uint8 RGB; every frame must have the size of the first. Odd
-                sizes are padded to even by edge replication (see :attr:`note`).
+            rgb: ``(H, W, 3)`` uint8 RGB (converted to yuv420p by swscale), or a
+                :class:`videoboost.video.colour.Yuv420` frame (encoded as it is, no conversion);
+                every frame must have the size of the first. Odd sizes are padded to even by
+                edge replication (see :attr:`note`).
         """
         if self._closed:
             raise ValueError(f"{self.path}: the writer is closed")
-        rgb = np.asarray(rgb)
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-            raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        if not isinstance(rgb, Yuv420):
+            rgb = np.asarray(rgb)
+            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+                raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
         self._open()
         h, w = rgb.shape[:2]
         if self._stream is None:
@@ -303,11 +307,14 @@ class VideoWriter:
                 f"{self.path}: frame {self.frames_written} is {w}x{h}, "
                 f"the first was {self._source_size[1]}x{self._source_size[0]}"
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_even_pad(rgb)), format="rgb24")
-        # Convert with the BT.709 matrix the stream is tagged with (swscale defaults to 601).
-        frame = frame.reformat(
-            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
-        )
+        if isinstance(rgb, Yuv420):
+            frame = rgb.to_frame()
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_even_pad(rgb)), format="rgb24")
+            # Convert with the BT.709 matrix the stream is tagged with (swscale defaults to 601).
+            frame = frame.reformat(
+                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+            )
         frame.pts = self.frames_written
         # Not stream.time_base: the MP4 muxer replaces that with its own timescale once the
         # header is written, and the encoder would then squeeze several frames into one tick.
