@@ -169,3 +169,31 @@ def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp
         info = probe(out / name)
         assert (info.width, info.height, info.frame_count) == (192, 128, frames)
     assert not (out / "broken.mp4").exists()
+
+
+@pytest.mark.slow
+def test_first_retrain_registers_the_shipped_base_once_and_starts_from_it(
+    prefect_server, tmp_path, tiny_cfg, tiny_base, monkeypatch
+):
+    import mlflow
+
+    from flows.retrain import retrain
+    from videoboost.mlops.tracking import MODEL_NAME
+
+    monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tiny_base.parent))
+    params = tiny_retrain_params(tmp_path, tiny_cfg, package=False)
+    first = retrain(params)
+    base = first["base"]
+    assert base["registered"] and base["version"] == "1"
+    assert base["promotion"]["decision"] == "promoted"  # an empty registry: the base is champion
+    assert first["run"]["version"] == "2"
+    assert first["run"]["warm_start"] == f"models:/{MODEL_NAME}@champion"
+    client = mlflow.MlflowClient()
+    tags = client.get_run(first["run"]["run_id"]).data.tags
+    assert tags["parent_version"] == "1"  # the candidate fine-tuned from the base
+
+    second = retrain(params)
+    assert not second["base"]["registered"] and second["base"]["version"] == "1"
+    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
+    assert [str(v.version) for v in versions if v.tags.get("base")] == ["1"]
