@@ -193,21 +193,43 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 class Clock:
-    """Training time and steps, summed over resumes (checkpoints carry ``elapsed_s``)."""
+    """Training time and steps, summed over resumes (checkpoints carry ``elapsed_s``).
 
-    def __init__(self, before: float = 0.0, steps: int = 0):
+    A gap of more than ``max_gap`` seconds between two steps (the process stopped with SIGSTOP,
+    a suspended laptop, a host that froze) counts as ``max_gap``: a budget of hours is spent
+    training, and its learning-rate schedule does not run on while nothing trains. Epoch-end
+    validation and checkpointing stay well under it.
+    """
+
+    def __init__(self, before: float = 0.0, steps: int = 0, max_gap: float = 120.0):
         self.before = before
         self.started: float | None = None
         self.steps = steps
         self.deadline_hit: float | None = None  # the deadline (s) a TimeBudget stopped at
+        self.max_gap = max_gap
+        self.paused = 0.0  # seconds of gaps beyond max_gap, not counted
+        self._last: float | None = None
 
     def elapsed(self) -> float:
-        running = 0.0 if self.started is None else time.perf_counter() - self.started
-        return self.before + running
+        if self.started is None:
+            return self.before
+        now = time.perf_counter()
+        gap = now - (self._last if self._last is not None else now)
+        current = max(gap - self.max_gap, 0.0)  # a pause under way right now
+        return self.before + now - self.started - self.paused - current
 
     def start(self) -> None:
         if self.started is None:
             self.started = time.perf_counter()
+            self._last = self.started
+
+    def step_done(self) -> None:
+        """Count a finished step; a gap over ``max_gap`` since the last one is not counted."""
+        now = time.perf_counter()
+        if self._last is not None and now - self._last > self.max_gap:
+            self.paused += now - self._last - self.max_gap
+        self._last = now
+        self.steps += 1
 
     def callback(self) -> keras.callbacks.Callback:
         """Counts time and steps in a phase without a budget."""
@@ -218,7 +240,7 @@ class Clock:
                 clock.start()
 
             def on_train_batch_end(self, batch, logs=None):
-                clock.steps += 1
+                clock.step_done()
 
         return _Tick()
 
@@ -256,7 +278,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.optimizer.learning_rate = lr
 
     def on_train_batch_end(self, batch, logs=None):
-        self.clock.steps += 1
+        self.clock.step_done()
         if self.clock.elapsed() >= self.deadline:
             self.model.stop_training = True
             self.clock.deadline_hit = self.deadline
