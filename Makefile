@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: venv run test lint format bench lock clean
+.PHONY: venv browser run test lint format bench lock clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,20 @@ TIER ?= fast
 run: venv
 	$(BIN)/videoboost run --tier $(TIER)
 
-test: venv
+# Debian's headless chromium for the service page's browser tests (Playwright drives it; its own
+# browser download does not work here). Installed when missing and we may (root, apt-get);
+# otherwise tests/service/test_ui.py skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; \
+	  else \
+	    echo "make: chromium is not installed (apt-get install chromium); the page's browser tests will skip" >&2; \
+	  fi; }
+
+test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

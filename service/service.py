@@ -23,6 +23,9 @@ probe of the upload) before BentoML creates the task: a bad one gets its 4xx at 
 task id. Each rejected request logs one line (no traceback).
 ``/livez``, ``/readyz`` and ``/metrics`` are BentoML's.
 
+A web page for people is at ``/ui`` (:mod:`service.ui`, ``docs/ui.md``): a picture or a clip
+against bicubic, served by this process and calling these endpoints under the same rules.
+
 The OpenAPI page (``/``, spec at ``/docs.json``) works as a client: parameters sent the way its
 "Try it out" sends them (JSON file parts named ``blob``) are accepted, and the spec is finished
 in :mod:`service.openapi`: title and description naming the model, its version, scale and
@@ -42,7 +45,9 @@ The package, by seam: this module is the app (the endpoints and their wiring);
 :mod:`service.settings` what it is configured with; :mod:`service.guard` the request guard;
 :mod:`service.inputs` the upload and parameter checks; :mod:`service.forms` the multipart form
 checks; :mod:`service.openapi` the OpenAPI page; :mod:`service.errors` the error answers and
-log lines; :mod:`service.auth` the optional token.
+log lines; :mod:`service.auth` the optional token; :mod:`service.ui` the web page, with
+:mod:`service.about` (what it says about the model) and :mod:`service.live` (the runtime and
+the video jobs' progress it shows).
 """
 
 import asyncio
@@ -92,6 +97,7 @@ from service.inputs import (
     read_upload,
     source_reason,
 )
+from service.live import TASKS, WORKER
 from service.settings import (
     CONFIG,
     IMAGE_LIMIT,
@@ -101,6 +107,7 @@ from service.settings import (
     VIDEO_LIMIT,
     log,
 )
+from service.ui import PAGE, PageMount
 from videoboost.errors import SourceError
 from videoboost.inference.engine import (
     PostProcess,
@@ -175,8 +182,10 @@ class VideoBoost:
         # stdout as well as the log: the one line an operator looks for at start-up.
         print(f"videoboost {MODEL.tag}: {self.runtime.line()}", flush=True)
         log.info("%s", self.runtime.line())
+        WORKER.runtime = self.runtime  # the page at /ui shows it
         self.predict = self.runtime.predict
         self.window = infer_window(generator)  # a video-tier model's k; 0 = single-frame
+        WORKER.window, WORKER.scale = self.window, self.scale
         channels = 3 * (2 * self.window + 1)
         self.predict(np.zeros((1, 16, 16, channels), np.float32))  # trace before serving
         self.encoders = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="png")
@@ -351,7 +360,7 @@ class VideoBoost:
         # that returns a Path. At most `video_jobs` run at once, on their own threads.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.videos, self._video_job, video, scale, tile, height, postprocess
+            self.videos, self._video_job, video, scale, tile, height, postprocess, _task_id()
         )
 
     def _video_job(
@@ -361,6 +370,25 @@ class VideoBoost:
         tile: int,
         height: int | None,
         postprocess: PostProcess | None,
+        task_id: str | None = None,
+    ) -> Response:
+        """The video job; ``task_id`` (BentoML's) names its progress for the page's stream."""
+        try:
+            response = self._upscale_video(video, scale, tile, height, postprocess, task_id)
+        except BaseException:
+            TASKS.finish(task_id, ok=False)
+            raise
+        TASKS.finish(task_id, ok=True)
+        return response
+
+    def _upscale_video(
+        self,
+        video: Path,
+        scale: int | None,
+        tile: int,
+        height: int | None,
+        postprocess: PostProcess | None,
+        task_id: str | None,
     ) -> Response:
         from videoboost.video.pipeline import upscale_video
 
@@ -368,7 +396,15 @@ class VideoBoost:
         check_options(scale, tile, self.scale)
         info = check_video(video, height, self.scale)
         upscaler = self._upscaler(tile)
-        seen = 0
+        TASKS.start(task_id, info.frame_count)
+        seen = done = 0
+
+        def counted(frames):
+            nonlocal done
+            for frame in frames:
+                done += 1
+                TASKS.advance(task_id, done)
+                yield frame
 
         def process(frames: list[np.ndarray], before=(), after=()):
             nonlocal seen  # containers without a frame count are bounded here
@@ -377,8 +413,10 @@ class VideoBoost:
                 raise PayloadTooLarge(
                     f"video has more than {CONFIG.max_video_frames} frames, the limit; split it"
                 )
-            return upscaler.upscale_frames(
-                frames, height=height, postprocess=postprocess, before=before, after=after
+            return counted(
+                upscaler.upscale_frames(
+                    frames, height=height, postprocess=postprocess, before=before, after=after
+                )
             )
 
         with tempfile.TemporaryDirectory(prefix="videoboost-") as tmp:
@@ -410,6 +448,14 @@ class VideoBoost:
         return Response(data, media_type="video/mp4", headers=headers)
 
 
+def _task_id() -> str | None:
+    """The BentoML task id of the request being served (None outside a task)."""
+    try:
+        return getattr(VideoBoost.context.request.state, "task_id", None)
+    except LookupError:
+        return None
+
+
 for _method in VideoBoost.apis.values():
     _method.input_spec = guard_form(_method.input_spec, _method.route)
     # Python 3.11 keeps a docstring's indentation, which Markdown would render as code.
@@ -418,7 +464,7 @@ for _method in VideoBoost.apis.values():
 if TOKEN is not None:
     # Added first, so it is the outermost of our middlewares: no size check, no body read
     # and no error detail for a request without the token.
-    VideoBoost.add_asgi_middleware(TokenGuard, token=TOKEN)
+    VideoBoost.add_asgi_middleware(TokenGuard, token=TOKEN, page=PAGE)
     log.info("API token required (VIDEOBOOST_API_TOKEN is set)")
 VideoBoost.add_asgi_middleware(
     RequestGuard,
@@ -431,3 +477,5 @@ VideoBoost.add_asgi_middleware(
     prechecks={"/upscale_video/submit": video_submit_check(VideoBoost.apis["upscale_video"])},
     openapi=partial(openapi.finish, apis=VideoBoost.apis),
 )
+# The web page at /ui, inside both guards: the token and the error shape apply to it.
+VideoBoost.add_asgi_middleware(PageMount)

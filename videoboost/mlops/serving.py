@@ -8,7 +8,9 @@ model named like the registered MLflow model (``videoboost-generator``), holding
               version's metric tags (e.g. bench_psnr) -- copied onto the bento by build_bento
     metadata  the same, plus every tag of the MLflow model version, and bench_psnr_gain (the
               benchmark gain over bicubic, dB) with bench_psnr_gain_source when it is known;
-              runtime_fidelity (each runtime's PSNR on the benchmark against tf-f32)
+              runtime_fidelity (each runtime's PSNR on the benchmark against tf-f32);
+              bench_track_gains (the gain on each benchmark track) and mlflow_version_url
+              (the version's page, when the store is a tracking server), for the service's page
     int8/     the NNCF int8 OpenVINO IR, made at import; runtimes that lose more than 0.1 dB
               on the benchmark are in the label runtime_refused, and the service never picks them
 
@@ -22,13 +24,14 @@ until export or containerize), and :func:`build_bento` pins the tag as the bento
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +125,33 @@ def benchmark_gain(
         if math.isfinite(gain):
             return gain, source
     return None, ""
+
+
+def track_gains(values: Mapping[str, Any]) -> dict[str, float]:
+    """The benchmark gain over bicubic (dB) on each track, from a version's tags or its run's
+    metrics: ``bench_psnr_gain`` is the clean track, ``bench_psnr_gain_<track>`` a coded one
+    (the keys ``videoboost.evaluation.benchmark.track_key`` writes); the mean over the tracks
+    and anything that is not a finite number are left out. Clean first, then by name.
+    """
+    gains: dict[str, float] = {}
+    for key, value in values.items():
+        if key == "bench_psnr_gain":
+            track = "clean"
+        elif key.startswith("bench_psnr_gain_") and key not in _NOT_TRACKS:
+            track = key.removeprefix("bench_psnr_gain_")
+        else:
+            continue
+        try:
+            gain = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(gain):
+            gains[track] = gain
+    return dict(sorted(gains.items(), key=lambda kv: (kv[0] != "clean", kv[0])))
+
+
+# Keys under bench_psnr_gain_ that are not a track's gain.
+_NOT_TRACKS = frozenset({"bench_psnr_gain_mean", "bench_psnr_gain_source"})
 
 
 def _run_metrics(run_id: str | None) -> dict[str, float]:
@@ -243,9 +273,20 @@ def import_model(model: str | None = None, *, reuse: bool = True):
             "source_uri": str(info["uri"]),
             "mlflow_tags": details,
         }
-        gain, gain_source = benchmark_gain(details, lambda: _run_metrics(details.get("run_id")))
+        run_metrics = functools.cache(lambda: _run_metrics(details.get("run_id")))
+        gain, gain_source = benchmark_gain(details, run_metrics)
         if gain is not None:  # the service's OpenAPI page states it
             metadata.update(bench_psnr_gain=gain, bench_psnr_gain_source=gain_source)
+        # The service's page shows the gain per benchmark track and links the version's page.
+        gains = track_gains({**run_metrics(), **details})
+        if gains:
+            metadata["bench_track_gains"] = gains
+        if info.get("version") is not None:
+            from videoboost.mlops.tracking import version_url
+
+            url = version_url(str(info["version"]))
+            if url:
+                metadata["mlflow_version_url"] = url
         int8_folder = Path(tmp) / INT8_FOLDER
         check = check_runtimes(keras_file, int8_folder, info)
         labels["runtime_refused"] = ",".join(check["refused"])
