@@ -56,15 +56,19 @@ def _upsample_head(x: keras.KerasTensor, lr01: keras.KerasTensor, scale: int) ->
     """
     # Zero kernel (and zero bias): the residual is exactly 0 at init, so output == bicubic.
     x = _conv(3 * scale * scale, 3, name="to_subpixels", kernel_initializer="zeros")(x)
-    skip = BicubicSubpixels(scale, name="bicubic_subpixels")(lr01)
-    x = keras.layers.Add(name="add_bicubic")([x, skip])
-    x = PixelShuffle(scale, name="pixel_shuffle")(x)
-    return keras.layers.Rescaling(255.0, name="to_255")(x)
+    # The skip carries the whole picture: it stays float32 under a mixed-precision policy
+    # (bfloat16 keeps 8 significant bits, about a grey level at the top of the range); only the
+    # trunk and the residual it predicts run in the policy's compute type.
+    skip = BicubicSubpixels(scale, name="bicubic_subpixels", dtype="float32")(lr01)
+    x = keras.layers.Add(name="add_bicubic", dtype="float32")([x, skip])
+    x = PixelShuffle(scale, name="pixel_shuffle", dtype="float32")(x)
+    return keras.layers.Rescaling(255.0, name="to_255", dtype="float32")(x)
 
 
 def _generator_input(channels: int = 3) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     lr = keras.Input(shape=(None, None, channels), dtype="float32", name="lr")
-    return lr, keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(lr)
+    # float32 under any policy: the bicubic skip reads it (see _upsample_head).
+    return lr, keras.layers.Rescaling(1.0 / 255.0, name="to_unit", dtype="float32")(lr)
 
 
 def _fast_trunk(x0: keras.KerasTensor, cfg: GeneratorConfig) -> keras.KerasTensor:
@@ -152,7 +156,7 @@ def build_video(cfg: GeneratorConfig) -> keras.Model:
     """
     k = cfg.window
     lr, x0 = _generator_input(3 * (2 * k + 1))
-    centre = CentreFrame(name="centre_frame")(x0)
+    centre = CentreFrame(name="centre_frame", dtype="float32")(x0)
     trunk = _fast_trunk if cfg.trunk == "fast" else _quality_trunk
     sr = _upsample_head(trunk(x0, cfg), centre, cfg.scale)
     model = keras.Model(lr, sr, name=f"videoboost_video{k}_x{cfg.scale}")
@@ -215,5 +219,5 @@ def build_discriminator(cfg: DiscriminatorConfig) -> keras.Model:
         x = keras.layers.LeakyReLU(0.2, name=f"block{i}_lrelu")(x)
         x = _conv(width, 3, name=f"block{i}_down", strides=2)(x)
         x = keras.layers.LeakyReLU(0.2, name=f"block{i}_down_lrelu")(x)
-    logits = _conv(1, 3, name="logits")(x)
+    logits = _conv(1, 3, name="logits", dtype="float32")(x)  # losses in float32
     return keras.Model(hr, logits, name="videoboost_discriminator")

@@ -336,6 +336,12 @@ class TrainConfig(_Frozen):
         "`minutes` (the clock makes a run unrepeatable anyway); it also rules out XLA.",
     )
     threads: int = Field(2, ge=1, description="TF intra-op threads (TF defaults often use one).")
+    precision: Literal["float32", "mixed_bfloat16", "auto"] = Field(
+        "float32",
+        description="Training arithmetic: mixed_bfloat16 runs the trunk in bfloat16 on the "
+        "host's matrix units (weights, the bicubic skip and the losses stay float32); auto picks "
+        "it where the CPU has avx512_bf16 or AMX. The trained generator is float32 either way.",
+    )
     jit_compile: bool = Field(
         True,
         description="XLA for the train step (default strategy, no op determinism): measured "

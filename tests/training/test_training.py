@@ -348,3 +348,19 @@ def test_a_budgeted_run_after_a_deterministic_one_keeps_xla(dataset, tmp_path):
     assert result.steps > 0
     assert not is_op_determinism_enabled()
     assert not [w for w in caught if "jit_compile" in str(w.message)]
+
+
+def test_mixed_bfloat16_trains_and_returns_a_float32_generator(dataset, tmp_path):
+    import keras
+
+    cfg = tiny(pretrain_epochs=1, steps_per_epoch=5, precision="mixed_bfloat16")
+    result = train(dataset, cfg, tmp_path, progress=False)
+    assert result.precision == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # put back for the process
+    gen = result.generator
+    assert gen.dtype_policy.name == "float32"
+    assert {w.dtype for w in gen.weights} == {"float32"}
+    out = gen(np.full((1, 8, 8, 3), 128.0, np.float32))
+    assert out.dtype == "float32" and np.isfinite(np.asarray(out)).all()
+    # The skip path stayed float32: a flat grey input comes back that grey, to a small residual.
+    assert abs(float(np.asarray(out).mean()) - 128.0) < 8.0

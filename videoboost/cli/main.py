@@ -173,6 +173,7 @@ def train_config_from_args(args: argparse.Namespace, scale: int):
         ("seed", "seed"),
         ("crop", "crop"),
         ("minutes", "minutes"),
+        ("precision", "precision"),
     ):
         if getattr(args, flag, None) is not None:
             data[key] = getattr(args, flag)
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "and scale while there is no champion of them, else from scratch), base (the "
                    "shipped base, models/base/), none (from scratch), or any generator of the "
                    "same tier and scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
+    t.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"], default=None,
+                   help="training arithmetic (default float32; auto: bfloat16 where the CPU has "
+                   "avx512_bf16 or AMX)")  # fmt: skip
     t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
     t.add_argument("--resume", metavar="RUN_ID|FILE", default=None,
                    help="continue a killed run from its last checkpoint: a run id (same MLflow "

@@ -293,7 +293,7 @@ def train_run(
         final["train_steps"] = result.steps
         if result.elapsed_s > 0:  # crops per second of training, the throughput figure
             final["train_crops_per_s"] = result.steps * cfg.batch_size / result.elapsed_s
-        mlflow.set_tag("ended_by", result.ended_by)
+        mlflow.set_tags({"ended_by": result.ended_by, "precision": result.precision})
         gan = result.gan_check
         if gan:
             final.update(bench_psnr_pixel_phase=gan["bench_psnr_pixel"],
@@ -456,6 +456,7 @@ def _read_checkpoint_file(path: str | Path) -> dict[str, Any]:
 def _checkpoint_file_callback(path, file_meta, work_dir: Path, cfg, info, run_id: str):
     """The callback that packs each epoch's checkpoint into ``path``, with a new stretch."""
     from videoboost.training import checkpoint_file as ckpt_file
+    from videoboost.training.train import training_precision
 
     meta = dict(file_meta or {})
     meta.setdefault("stretches", [])
@@ -478,7 +479,7 @@ def _checkpoint_file_callback(path, file_meta, work_dir: Path, cfg, info, run_id
     meta["stretches"].append(
         ckpt_file.new_stretch(
             commit=git_commit(),
-            precision="float32",
+            precision=training_precision(cfg),
             dataset_version=info.version,
             steps=int(meta.get("steps", 0)),
             elapsed_s=float(meta.get("elapsed_s", 0.0)),

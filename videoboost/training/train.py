@@ -69,6 +69,7 @@ __all__ = [
     "sample_path",
     "save_checkpoint",
     "train",
+    "training_precision",
     "validation_frames",
     "warm_start",
 ]
@@ -89,6 +90,7 @@ class TrainResult:
     elapsed_s: float = 0.0
     steps: int = 0
     ended_by: str = ""  # which limit ended the run (the budget, an epoch cap, early stopping)
+    precision: str = "float32"  # the arithmetic it trained in (the generator is float32)
 
 
 def configure_tf(cfg: TrainConfig):
@@ -191,6 +193,9 @@ def train(
         # Every worker saves (saving reads the replicated variables), but only the chief's copy
         # is kept; the others must not overwrite it on a shared disk.
         write_dir = Path(tempfile.mkdtemp(prefix=f"videoboost-{worker_name(cfg)}-"))
+    precision = training_precision(cfg)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope():
             result = _train_in_scope(
@@ -198,12 +203,42 @@ def train(
                 progress=progress, init=init, scorer=scorer,
             )  # fmt: skip
     finally:
+        keras.mixed_precision.set_global_policy(previous)  # process-wide: put it back
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+    result.generator = as_float32(result.generator, cfg)
+    result.precision = precision
     result.strategy, result.replicas, result.chief = cfg.strategy, replicas, chief
     if not chief:
         result.checkpoint_dir = None
     return result
+
+
+def training_precision(cfg: TrainConfig) -> str:
+    """``cfg.precision`` with ``auto`` resolved: mixed bfloat16 where the CPU has bf16 matrix
+    units (avx512_bf16, AMX), float32 elsewhere (emulated bfloat16 is slower, not faster)."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    from videoboost.host import detect_host
+
+    return "mixed_bfloat16" if detect_host().bf16 else "float32"
+
+
+def as_float32(generator, cfg: TrainConfig):
+    """A float32 generator with ``generator``'s weights (mixed-precision layers keep float32
+    variables, so the weights carry over as they are); the same object when it is float32."""
+    if generator.dtype_policy.name == "float32":
+        return generator
+    from models.networks import build_generator
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        out = build_generator(cfg.generator)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    out.set_weights(generator.get_weights())
+    return out
 
 
 def _train_in_scope(
