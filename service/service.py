@@ -414,8 +414,15 @@ class VideoBoost:
                     f"video has more than {CONFIG.max_video_frames} frames, the limit; split it"
                 )
             return counted(
+                # planar: the model's frames go straight to the encoder's yuv420p (the batch
+                # job's fast path, videoboost/video/colour.py)
                 upscaler.upscale_frames(
-                    frames, height=height, postprocess=postprocess, before=before, after=after
+                    frames,
+                    height=height,
+                    postprocess=postprocess,
+                    before=before,
+                    after=after,
+                    planar=True,
                 )
             )
 
