@@ -17,6 +17,7 @@ from typing import Any
 from videoboost import state
 from videoboost.data.align import still_window
 from videoboost.errors import StoreUnavailable, VideoBoostError
+from videoboost.inference.engine import infer_scale
 from videoboost.mlops.generators import (
     _fix_keras_input_example,
     _resolve_version,
@@ -62,6 +63,7 @@ __all__ = [
     "artifact_url",
     "benchmark_scorer",
     "git_commit",
+    "infer_scale",
     "lineage_tags",
     "load_generator",
     "load_init",
