@@ -83,12 +83,12 @@ def resolve_init(init: str | None, gen_cfg) -> tuple[str | None, str]:
     except (ModelNotFound, VideoBoostError) as exc:
         why = f"no champion ({str(exc).split(';')[0]})"
     path = _base_for(gen_cfg)
-    if path is not None:
-        generator, _ = load_generator(str(path))
-        if _fits(generator, gen_cfg):
-            return str(path), f"the shipped {path.name}: {why}"
-        why += f"; {path.name} does not fit this generator"
-    return None, f"cold start: {why}, and no shipped {tier} x{scale} base fits"
+    if path is None:
+        return None, f"cold start: {why}, and no {tier} x{scale} base is shipped"
+    generator, _ = load_generator(str(path))
+    if _fits(generator, gen_cfg):
+        return str(path), f"the shipped {path.name}: {why}"
+    return None, f"cold start: {why}, and the shipped {path.name} does not fit this generator"
 
 
 def base_lineage(uri: str | None) -> dict[str, str]:
