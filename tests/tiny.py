@@ -108,7 +108,24 @@ def training_dataset(root: Path) -> Path:
         min_lr_side=8,
         min_per_split=2,
     )
-    return build_validated_dataset([write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False).path
+    return build_validated_dataset(
+        [write_clip(root / "a.avi", n=30)], root / "ds", cfg, progress=False
+    ).path
+
+
+# A run to kill (`kill -9`) and resume: 3 pixel-loss epochs of 96 steps (a second or two each on
+# 2 cores: long enough that a kill sent as soon as epoch 1's checkpoint appears lands inside epoch
+# 2 on a fast host too). TrainConfig overrides, as a --config file takes them.
+KILLABLE_RUN = {
+    "generator": {"tier": "fast", "filters": 16},
+    "steps_per_epoch": 96,
+    "pretrain_epochs": 3,
+    "batch_size": 8,
+    "crop": 8,
+    "warmup_steps": 5,
+    "val_frames": 2,
+    "learning_rate": 2e-3,
+}
 
 
 def tiny_train_cfg():

@@ -13,22 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import KILLABLE_RUN
 
 from videoboost.cli import main
 from videoboost.training import checkpoint_file
 
 ROOT = Path(__file__).resolve().parents[2]
-# 3 pixel epochs of 96 steps: a kill sent once epoch 1's file appears lands mid-run.
-TINY = {
-    "generator": {"tier": "fast", "filters": 16},
-    "steps_per_epoch": 96,
-    "pretrain_epochs": 3,
-    "batch_size": 8,
-    "crop": 8,
-    "warmup_steps": 5,
-    "val_frames": 2,
-    "learning_rate": 2e-3,
-}
+TINY = KILLABLE_RUN  # tests/tiny.py
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -11,22 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import KILLABLE_RUN
 
 from videoboost.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-# A tiny run: 3 pixel-loss epochs of 96 steps (a second or two each on 2 cores: long enough that
-# a kill sent as soon as epoch 1's checkpoint appears lands inside epoch 2 on a fast host too).
-TINY = {
-    "generator": {"tier": "fast", "filters": 16},
-    "steps_per_epoch": 96,
-    "pretrain_epochs": 3,
-    "batch_size": 8,
-    "crop": 8,
-    "warmup_steps": 5,
-    "val_frames": 2,
-    "learning_rate": 2e-3,
-}
+TINY = KILLABLE_RUN  # tests/tiny.py
 
 
 @pytest.fixture
