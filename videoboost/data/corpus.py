@@ -55,7 +55,8 @@ class Corpus:
         return out
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -98,7 +99,7 @@ def load_corpus(manifest: str | Path = MANIFEST, *, verify: bool = True) -> Corp
             if not path.is_file():
                 problems.append(f"{entry['file']} is missing")
                 continue
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest != entry["sha256"]:
                 problems.append(f"{entry['file']} differs from the manifest's SHA-256")
             if digest in held_out:
@@ -121,7 +122,7 @@ def load_corpus(manifest: str | Path = MANIFEST, *, verify: bool = True) -> Corp
         name=str(data.get("name", manifest.parent.name)),
         version=int(data.get("version", 0)),
         files=tuple(files),
-        manifest_sha256=_sha256(manifest),
+        manifest_sha256=file_sha256(manifest),
     )
 
 

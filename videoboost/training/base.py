@@ -16,12 +16,13 @@ a shipped base.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from videoboost.data.corpus import file_sha256
 
 BASE_DIR = Path(__file__).resolve().parents[2] / "models" / "base"
 CARD_FORMAT = "videoboost-base-card/1"
@@ -55,14 +56,6 @@ def shipped_bases(folder: Path | None = None) -> list[Path]:
 
 def read_card(model: Path) -> dict[str, Any]:
     return json.loads(Path(model).with_suffix(".json").read_text())
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
