@@ -1,5 +1,4 @@
-import subprocess
-import sys
+import shutil
 
 import cv2
 import numpy as np
@@ -7,15 +6,28 @@ import pandas as pd
 import pytest
 from media import write_clip
 
+from videoboost.cli import main
+from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
 from videoboost.data.dataset import load_manifest
 from videoboost.errors import ValidationFailed
 from videoboost.mlops.validation import build_validated_dataset, validate_dataset
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One built dataset for the module (a build runs the whole GX suite: seconds); tests get a
+    copy of it. The config is conftest's ``tiny_cfg`` (function-scoped there)."""
+    cfg = DatasetConfig(degrade=DegradeConfig(scale=4), sampling=SamplingConfig(dedupe_threshold=0.5),
+                        min_lr_side=8, min_per_split=2)  # fmt: skip
+    root = tmp_path_factory.mktemp("validation-ds")
+    return build_validated_dataset([write_clip(root / "a.avi", n=24)], root / "ds", cfg,
+                                   progress=False).path  # fmt: skip
+
+
 @pytest.fixture
-def dataset(tmp_path, tiny_cfg):
-    return build_validated_dataset([write_clip(tmp_path / "a.avi", n=24)], tmp_path / "ds", tiny_cfg,
-                         progress=False).path  # fmt: skip
+def dataset(built, tmp_path):
+    """A private copy of the built dataset: tests corrupt it."""
+    return shutil.copytree(built, tmp_path / "ds")
 
 
 def _failed(result):
@@ -122,13 +134,12 @@ def test_build_refuses_to_publish_failing_dataset(tmp_path, tiny_cfg):
     assert docs.is_file() and err.value.docs == docs
 
 
-def test_cli_validate_exit_codes(dataset):
-    cmd = [sys.executable, "-m", "videoboost.cli", "dataset", "validate", str(dataset)]
-    ok = subprocess.run(cmd, capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert "expectations hold" in ok.stdout
+def test_cli_validate_exit_codes(dataset, capsys):
+    # In-process: the command's exit code and output are under test, not interpreter start-up.
+    cmd = ["dataset", "validate", str(dataset)]
+    assert main(cmd) == 0, capsys.readouterr().err
+    assert "expectations hold" in capsys.readouterr().out
     m = load_manifest(dataset)
     pd.concat([m, m.iloc[[0]]]).to_csv(dataset / "manifest.csv", index=False)
-    bad = subprocess.run(cmd, capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert "FAILED expect_column_values_to_be_unique(content_hash)" in bad.stdout
+    assert main(cmd) == 3
+    assert "FAILED expect_column_values_to_be_unique(content_hash)" in capsys.readouterr().out
