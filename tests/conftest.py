@@ -36,6 +36,10 @@ def clean_environ(tmp_path_factory, monkeypatch):
         "BENTOML_DO_NOT_TRACK": "true",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # `videoboost upscale` runs TensorFlow float32 unless a test asks for `auto` (with
+        # --runtime auto): auto times and converts every runtime for each new model and input
+        # size, ~6 CPU-s a call, and its choice is tested in tests/evaluation/.
+        "VIDEOBOOST_RUNTIME": "tf-f32",
     }.items():
         monkeypatch.setenv(key, value)
     yield home
