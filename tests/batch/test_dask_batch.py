@@ -110,11 +110,11 @@ def test_dask_settings_from_parameters_and_environment():
 # --------------------------------------------------------------------------- real cluster
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
+    import toys
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with toys.shared_prefect_harness():  # one per test process, shared with tests/flows
         yield
 
 
