@@ -113,12 +113,14 @@ def training_dataset(root: Path) -> Path:
     ).path
 
 
-# A run to kill (`kill -9`) and resume: 3 pixel-loss epochs of 96 steps (a second or two each on
-# 2 cores: long enough that a kill sent as soon as epoch 1's checkpoint appears lands inside epoch
-# 2 on a fast host too). TrainConfig overrides, as a --config file takes them.
+# A run to kill (`kill -9`) and resume: 3 pixel-loss epochs of 32 steps of an 8-filter generator.
+# The killing tests poll every 10 ms and accept a kill in epoch 2 or 3; an epoch plus its
+# validation and checkpoint takes far longer than that, so the kill lands mid-run on a fast host
+# too, and the resume in the test process trains little. TrainConfig overrides, as a --config
+# file takes them.
 KILLABLE_RUN = {
-    "generator": {"tier": "fast", "filters": 16},
-    "steps_per_epoch": 96,
+    "generator": {"tier": "fast", "filters": 8},
+    "steps_per_epoch": 32,
     "pretrain_epochs": 3,
     "batch_size": 8,
     "crop": 8,

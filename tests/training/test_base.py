@@ -10,7 +10,7 @@ import pytest
 from videoboost.errors import ModelNotFound
 
 
-def test_export_writes_the_model_and_a_card_that_holds(tiny_base):
+def test_export_writes_the_model_and_a_card_that_holds(tiny_base, monkeypatch):
     import keras
 
     from videoboost.training.base import file_sha256, read_card, render_card, score_base
@@ -23,6 +23,12 @@ def test_export_writes_the_model_and_a_card_that_holds(tiny_base):
     assert t["stretches"][0]["host_cpu"] and t["stretches"][0]["commit"]
     assert card["corpus"]["manifest_sha256"] and card["degradation"]["profile"] == "clean"
     assert any("videoboost base export" in line for line in card["reproduce"])
+    # Re-scored on the held-out benchmark that the export built and cached in the fixture's
+    # state folder (tests/conftest.py's tiny_base: <root>/state, bases in <root>/bases): the
+    # same benchmark, read back instead of degraded and encoded again.
+    built = tiny_base.parent.parent / "state"
+    assert any((built / "benchmarks").iterdir())
+    monkeypatch.setenv("VIDEOBOOST_HOME", str(built))
     tracks, _ = score_base(keras.models.load_model(tiny_base, compile=False))
     assert set(tracks) == set(card["benchmark"]["tracks"]) >= {"clean", "h264_crf30"}
     for track, scores in tracks.items():

@@ -1,12 +1,14 @@
-"""A real `kill -9` of `videoboost train` mid-epoch, then `videoboost train --resume RUN_ID`."""
+"""A real `kill -9` of `videoboost train` mid-epoch, then `videoboost train --resume RUN_ID`
+and `--resume FILE` of its carried checkpoint file."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
-import threading
+import tarfile
 import time
 from pathlib import Path
 
@@ -44,65 +46,65 @@ def _registry_rows(db: Path) -> list:
         con.close()
 
 
+def _train_until_killed(dataset: Path, config: Path, file: Path) -> tuple[int, str]:
+    """``videoboost train`` in its own process, killed (-9) as soon as epoch 1 is packed into
+    ``file``: epoch 1's run checkpoint is written before the file (the file packs that folder), so
+    epoch 2 is under way. Polls every 10 ms; returns the exit code and stderr."""
+    cmd = [sys.executable, "-m", "videoboost.cli", "train", "--dataset", str(dataset),
+           "--config", str(config), "--checkpoint-file", str(file), "--init", "none"]  # fmt: skip
+    log = file.with_suffix(".log")
+    with log.open("wb") as err:
+        child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and child.poll() is None:
+                if file.is_file():
+                    child.send_signal(signal.SIGKILL)  # this test's own child, by its pid
+                    break
+                time.sleep(0.01)
+            child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    return child.returncode, log.read_text(errors="replace")
+
+
+# One killed run serves both ways back, so the suite starts (and imports TensorFlow in) one
+# training process instead of two: the same MLflow run resumed by its id, and the run's carried
+# checkpoint file resumed on "another machine" (a new state folder and an empty store).
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
-    dataset, tmp_path, clean_environ, capsys
+def test_kill_9_mid_epoch_then_resume_by_run_id_and_from_the_carried_file(
+    dataset, tmp_path, clean_environ, capsys, monkeypatch
 ):
     import mlflow
 
     from videoboost.mlops.tracking import MODEL_NAME, setup
+    from videoboost.training import checkpoint_file
     from videoboost.training.train import load_checkpoint_state
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
-    cmd = ["train", "--dataset", str(dataset), "--config", str(config)]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "videoboost.cli", *cmd],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    err = bytearray()
-
-    def pump() -> None:
-        for chunk in iter(lambda: child.stderr.read1(4096), b""):
-            err.extend(chunk)
-
-    reader = threading.Thread(target=pump)
-    reader.start()
-    # Epoch 1's checkpoint is written and epoch 2 is under way (a piped stderr gets no progress
-    # bar to watch): kill it at once, mid-epoch. What the checkpoint holds is read after the
-    # kill, so a fast host that finished another epoch in between cannot make the test lie.
-    state_file = None
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and child.poll() is None:
-            found = sorted(clean_environ.glob("runs/*/checkpoint/state.json"))
-            try:
-                done = json.loads(found[0].read_text())["epochs_done"] if found else 0
-            except (OSError, ValueError):  # caught between the checkpoint's two renames
-                done = 0
-            if done >= 1:
-                child.send_signal(signal.SIGKILL)
-                state_file = found[0]
-                break
-            time.sleep(0.01)
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        reader.join(timeout=10)
-    text = bytes(err).decode(errors="replace")
-    assert child.returncode == -signal.SIGKILL, f"not killed mid-epoch:\n{text[-3000:]}"
-    assert state_file is not None, f"no checkpoint appeared:\n{text[-3000:]}"
+    file = tmp_path / "first" / "fast-x4.vbckpt"
+    file.parent.mkdir()
+    code, text = _train_until_killed(dataset, config, file)
+    assert code == -signal.SIGKILL, f"not killed mid-epoch:\n{text[-3000:]}"
+    # What the run folder and the file hold is read after the kill, so a fast host that finished
+    # another epoch in between cannot make the test lie. The file alone is carried over.
+    carried = tmp_path / "second" / "carried.vbckpt"
+    carried.parent.mkdir()
+    shutil.copy(file, carried)
+    killed = checkpoint_file.read_meta(file)
+    (run_dir,) = (clean_environ / "runs").iterdir()
+    run_id = run_dir.name
     # Through the trainer's own reader: a kill that lands between a later checkpoint's two
     # renames leaves the folder under another name, as resume would find it.
-    before_kill = load_checkpoint_state(state_file.parent)
+    before_kill = load_checkpoint_state(run_dir / "checkpoint")
     kept = before_kill["epochs_done"]
     assert 1 <= kept < 3  # killed mid-run: at most the epoch under way is lost
-    run_id = state_file.parent.parent.name
+    state_file = run_dir / "checkpoint" / "state.json"
 
+    # 1. The same run, resumed by its id in the same store.
     setup()
     client = mlflow.MlflowClient()
     assert client.get_run(run_id).info.status == "RUNNING"  # killed: nobody closed it
@@ -128,6 +130,38 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(
     assert main(["train", "--resume", run_id, "--quiet"]) == 1
     assert "nothing to resume" in capsys.readouterr().err
     assert _registry_rows(clean_environ / "mlflow.db") == rows
+
+    # 2. The carried file, resumed in a new folder with a new store, continues steps and curves.
+    assert killed["run_id"] == run_id
+    kept_file = killed["epochs_done"]
+    assert 1 <= kept_file < 3
+    assert killed["steps"] == kept_file * TINY["steps_per_epoch"]
+    monkeypatch.setenv("VIDEOBOOST_HOME", str(tmp_path / "second" / "state"))
+    assert main(["train", "--resume", str(carried), "--quiet", "--no-register"]) == 0, (
+        capsys.readouterr().err
+    )
+    out = capsys.readouterr().out
+    new_id = out.split("run ", 1)[1].split()[0]
+
+    after = checkpoint_file.read_meta(carried)  # the resumed run keeps writing the same file
+    assert after["epochs_done"] == 3
+    assert after["steps"] == 3 * TINY["steps_per_epoch"]
+    first, second = after["stretches"]
+    assert second["steps_from"] == first["steps_to"] == killed["steps"]  # no step trained twice
+    assert second["elapsed_from_s"] == pytest.approx(killed["elapsed_s"])
+    assert after["runs"] == [run_id, new_id]
+
+    setup()
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(new_id, "val_psnr")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3]
+    # The curves continue: the epochs trained before the kill are the killed run's own values.
+    with tarfile.open(file) as tar:
+        state = json.loads(tar.extractfile("checkpoint/state.json").read())
+    logged = {m.step: m.value for m in history}
+    for epoch, metrics in enumerate(state["history"][:kept_file], start=1):
+        assert logged[epoch] == pytest.approx(metrics["val_psnr"])
+    assert client.get_run(new_id).data.tags["resumed_from_run"] == run_id
 
 
 def test_a_kill_between_the_checkpoint_renames_still_resumes(tmp_path):

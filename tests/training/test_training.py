@@ -46,8 +46,16 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_pixel_training_beats_bicubic(dataset, tmp_path):
-    result = train(dataset, tiny(pretrain_epochs=3), tmp_path, progress=False)
+@pytest.fixture(scope="module")
+def pixel_run(train_dataset, tmp_path_factory):
+    """Three pixel epochs, trained once for this module: the quality test and the warm-start
+    test's parent (both only read it)."""
+    work = tmp_path_factory.mktemp("pixel-run")
+    return work, train(train_dataset, tiny(pretrain_epochs=3), work, progress=False)
+
+
+def test_pixel_training_beats_bicubic(pixel_run):
+    tmp_path, result = pixel_run
     gains = [h["val_psnr_gain"] for h in result.history]
     assert result.final["val_psnr_gain"] > 0.1, gains
     assert result.history[-1]["val_psnr"] > result.history[0]["val_psnr"] - 0.05
@@ -63,15 +71,6 @@ def test_training_is_deterministic(dataset, tmp_path):
     assert a.history == b.history
     for wa, wb in zip(a.generator.get_weights(), b.generator.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
-
-
-def test_adversarial_phase_logs_both_losses(dataset, tmp_path):
-    cfg = tiny(pretrain_epochs=1, gan_epochs=1, steps_per_epoch=5,
-               discriminator={"filters": 4, "blocks": 2})  # fmt: skip
-    result = train(dataset, cfg, tmp_path, progress=False)
-    assert len(result.history) == 2
-    assert result.history[0]["adv_loss"] == 0.0 and result.history[0]["d_loss"] == 0.0
-    assert result.history[1]["adv_loss"] > 0 and result.history[1]["d_loss"] > 0
 
 
 def test_resume_continues_from_checkpoint(dataset, tmp_path):
@@ -226,14 +225,16 @@ def test_mlflow_run_registry_round_trip_and_resume(dataset):
     assert "parent_version" not in client.get_model_version(MODEL_NAME, "2").tags
 
 
+# The budget tests train without XLA: its compile (seconds of CPU per run and per resume) is
+# not what they test; test_a_budgeted_run_after_a_deterministic_one_keeps_xla covers XLA.
 def test_minutes_budget_stops_on_time_and_resumes(dataset, tmp_path):
-    # 0.1 min = 6 s of training, with far more epochs than fit in it: the clock ends the run.
-    cfg = tiny(minutes=0.1, pretrain_epochs=0, steps_per_epoch=5)
+    # 0.04 min = 2.4 s of training, with far more epochs than fit in it: the clock ends the run.
+    cfg = tiny(minutes=0.04, pretrain_epochs=0, steps_per_epoch=2, jit_compile=False)
     result = train(dataset, cfg, tmp_path, progress=False)
-    assert result.elapsed_s >= 6 and result.steps > 0
+    assert result.elapsed_s >= 2.4 and result.steps > 0
     assert not result.stopped_early  # the budget, not early stopping, ended it
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
-    assert state["extra"]["elapsed_s"] >= 6
+    assert state["extra"]["elapsed_s"] >= 2.4
     assert state["extra"]["crops_drawn"] == result.steps * cfg.batch_size
     # Resumed with the budget spent, it stops after the first step (the check runs per step).
     again = train(dataset, cfg, tmp_path, resume=True, progress=False)
@@ -241,10 +242,10 @@ def test_minutes_budget_stops_on_time_and_resumes(dataset, tmp_path):
     assert again.steps == result.steps + 1
 
     # A longer budget resumes from the checkpoint and trains on until it too is spent.
-    longer = tiny(minutes=0.3, pretrain_epochs=0, steps_per_epoch=5)
+    longer = tiny(minutes=0.1, pretrain_epochs=0, steps_per_epoch=2, jit_compile=False)
     more = train(dataset, longer, tmp_path, resume=True, progress=False)
     assert more.steps > again.steps and more.epochs_done > again.epochs_done
-    assert more.elapsed_s >= 18
+    assert more.elapsed_s >= 6
     assert more.history[: len(again.history)] == again.history
 
 
@@ -256,28 +257,29 @@ def test_minutes_alone_trains_to_its_budget_and_says_which_limit_ended_it(
     # `videoboost train --minutes N` alone sets no epoch count, so nothing caps the budget.
     args = build_parser().parse_args(["train", "--dataset", str(dataset), "--minutes", "0.1"])
     assert train_config_from_args(args, 4).pretrain_epochs is None
-    cfg = tiny(minutes=0.25, pretrain_epochs=None, steps_per_epoch=3)
+    # One step per epoch: many epochs in a few seconds.
+    cfg = tiny(minutes=0.1, pretrain_epochs=None, steps_per_epoch=1, jit_compile=False)
     result = train(dataset, cfg, tmp_path / "budget", progress=True)
-    assert result.elapsed_s >= 15
+    assert result.elapsed_s >= 6
     assert result.epochs_done > 5  # past the five epochs that used to end such a run
-    assert result.ended_by == "the time budget (0.25 min)"
-    assert "training ended by the time budget (0.25 min)" in capsys.readouterr().out
+    assert result.ended_by == "the time budget (0.1 min)"
+    assert "training ended by the time budget (0.1 min)" in capsys.readouterr().out
     # An epoch cap the user sets still caps a budget, and the run says so.
-    capped = train(dataset, tiny(minutes=1, pretrain_epochs=2, steps_per_epoch=5),
-                   tmp_path / "capped", progress=False)  # fmt: skip
+    capped = train(dataset, tiny(minutes=1, pretrain_epochs=2, steps_per_epoch=2,
+                                 jit_compile=False), tmp_path / "capped", progress=False)  # fmt: skip
     assert capped.epochs_done == 2 and capped.elapsed_s < 60
     assert capped.ended_by == "the epoch cap (pretrain_epochs 2)"
     # Without a budget, the epoch count ends it.
-    counted = train(dataset, tiny(pretrain_epochs=1, steps_per_epoch=5), tmp_path / "n",
+    counted = train(dataset, tiny(pretrain_epochs=1, steps_per_epoch=2), tmp_path / "n",
                     progress=False)  # fmt: skip
     assert counted.ended_by == "the epoch count (pretrain_epochs 1)"
 
 
-def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path):
+def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path, pixel_run):
     from videoboost.data.shards import load_frames
     from videoboost.training.train import WholeFrameValidation
 
-    parent = train(dataset, tiny(pretrain_epochs=2), tmp_path / "parent", progress=False)
+    parent = pixel_run[1]  # read only: the children train copies of its weights
     frames, _ = load_frames(dataset, "val", limit=2)
     check = WholeFrameValidation(frames, 4)
     parent_psnr = check.score(parent.generator)["val_psnr"]
@@ -307,12 +309,18 @@ def test_warm_start_from_another_architecture_is_refused(dataset, tmp_path):
         train(dataset, tiny(), tmp_path, init=other, progress=False)
 
 
-def test_gan_phase_that_costs_quality_is_reverted(dataset, tmp_path):
+def test_adversarial_phase_logs_both_losses_and_a_gan_that_costs_quality_is_reverted(
+    dataset, tmp_path
+):
     scores = iter([30.0, 29.5])  # benchmark PSNR after the pixel phase, then after the GAN
 
     cfg = tiny(pretrain_epochs=1, gan_epochs=1, steps_per_epoch=5,
                discriminator={"filters": 4, "blocks": 2})  # fmt: skip
     result = train(dataset, cfg, tmp_path, scorer=lambda g: next(scores), progress=False)
+    # One pixel epoch (no discriminator numbers), then one adversarial epoch with both losses.
+    assert len(result.history) == 2
+    assert result.history[0]["adv_loss"] == 0.0 and result.history[0]["d_loss"] == 0.0
+    assert result.history[1]["adv_loss"] > 0 and result.history[1]["d_loss"] > 0
     assert result.gan_check == {
         "bench_psnr_pixel": 30.0, "bench_psnr_gan": 29.5, "kept": "pixel"
     }  # fmt: skip

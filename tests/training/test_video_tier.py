@@ -226,14 +226,12 @@ def test_the_video_tier_trains_on_aligned_windows_and_scores_the_video_track(
     assert [r["name"] for r in report.track_sources["video"]] == ["bench.avi"]
 
 
-def test_the_video_tier_refuses_a_dataset_without_windows(tmp_path, tiny_cfg):
-    from media import write_clip
-
+def test_the_video_tier_refuses_a_dataset_without_windows(train_dataset):
+    from videoboost.data.shards import load_config
     from videoboost.errors import VideoBoostError
-    from videoboost.mlops.validation import build_validated_dataset
     from videoboost.training.train import crop_plan
 
-    info = build_validated_dataset([write_clip(tmp_path / "a.avi", n=8)], tmp_path / "ds", tiny_cfg,
-                         progress=False)  # fmt: skip
+    # The session's training dataset (tests/conftest.py), built without windows: no new build.
+    assert load_config(train_dataset).window == 0
     with pytest.raises(VideoBoostError, match="--window 1"):
-        crop_plan(info.path, _tiny_video())
+        crop_plan(train_dataset, _tiny_video())
