@@ -40,9 +40,13 @@ browser:
 	    echo "make: chromium is not installed (apt-get install chromium); the page's browser tests will skip" >&2; \
 	  fi; }
 
+# Two workers by default: most tests wait on servers, subprocesses and encoders, so even two
+# cores fill up. Tests sharing an expensive session fixture stay on one worker (conftest.py).
+TEST_WORKERS ?= 2
+
 test: venv browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 lint: venv
 	$(BIN)/ruff check .

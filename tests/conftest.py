@@ -112,3 +112,17 @@ def tiny_base(tmp_path_factory, train_dataset) -> Path:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# Under pytest-xdist (`make test` runs two workers), each worker builds its own session
+# fixtures. Tests of the most expensive ones go to one worker as a group (`--dist loadgroup`),
+# so a bento is built and served once and one Prefect server starts, not one per worker.
+_GROUPED_BY_FIXTURE = {"served": "served", "prefect_server": "prefect", "tiny_base": "tiny-base"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((g for f, g in _GROUPED_BY_FIXTURE.items() if f in names), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
