@@ -90,7 +90,7 @@ def build_bento(root: Path, env: dict[str, str]) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # with -n 2 the other worker's tests compete for the same cores
     )
     assert build.returncode == 0, build.stdout + build.stderr
     tag = build.stdout.strip().splitlines()[-1]
@@ -98,7 +98,7 @@ def build_bento(root: Path, env: dict[str, str]) -> str:
     return tag
 
 
-def wait_ready(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 180) -> None:
+def wait_ready(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

@@ -204,34 +204,29 @@ def test_int8_keeps_the_picture_path_in_float_and_is_made_once(generator, tmp_pa
     assert rs.agreement_db(quantised, reference, frames) >= rs.MIN_AGREEMENT_DB
 
 
-def test_int8_and_the_fidelity_check_round_trip_through_the_registry_and_the_bento(tmp_path):
-    """`videoboost bento import` of a registry version: the int8 model is made, checked on the
-    benchmark, logged to the version's run and tags, and ships in the BentoML model."""
-    import subprocess
-    import sys
-
-    from bento import clean_env, register_champion
+def test_int8_and_the_fidelity_check_round_trip_through_the_registry_and_the_bento(served):
+    """The session's bento (tests/bento.py: `videoboost bento build` of a registry version, which
+    imports it): the int8 model is made, checked on the benchmark, logged to the version's run
+    and tags, and ships in the BentoML model. (test_openapi_page.py runs `bento import` itself
+    and checks its printout.)"""
+    import yaml
     from mlflow import MlflowClient
 
     from videoboost.mlops.tracking import MODEL_NAME
 
-    home, bento_home = tmp_path / "state", tmp_path / "bentoml"
-    version = register_champion(home, 4)
-    out = subprocess.run([sys.executable, "-m", "videoboost.cli", "bento", "import"],
-                         cwd=tmp_path, env=clean_env(home, bento_home), capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "  runtime_refused:" in out.stdout  # the label, empty when every runtime passed
-    (xml,) = bento_home.glob("models/videoboost-generator/*/int8/generator.xml")
+    (xml,) = served.bento_home.glob("models/videoboost-generator/*/int8/generator.xml")
     assert xml.with_suffix(".bin").is_file()
+    model = yaml.safe_load((xml.parents[1] / "model.yaml").read_text())
+    assert "runtime_refused" in model["labels"]  # the label, empty when every runtime passed
+    assert model["metadata"]["runtime_fidelity"]["tf-f32"]["ok"]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VIDEOBOOST_HOME", str(home))
+        mp.setenv("VIDEOBOOST_HOME", str(served.root / "state"))
         from videoboost.mlops import tracking
 
         tracking.setup()
         client = MlflowClient()
-        mv = client.get_model_version(MODEL_NAME, version)
+        mv = client.get_model_version(MODEL_NAME, served.version)
         fidelity = json.loads(mv.tags["runtime_fidelity"])
         assert fidelity["tf-f32"]["ok"] and fidelity["max_loss_db"] == rs.MAX_LOSS_DB
         assert "ov-int8" in fidelity and "delta_db" in fidelity["ov-int8"]

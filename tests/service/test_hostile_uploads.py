@@ -257,7 +257,8 @@ SEEDS = [
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")  # corrupt EXIF, skipped
-@settings(max_examples=400, deadline=None, derandomize=True)
+# No example database: the same examples every run, and no shared files between xdist workers.
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(
     seed=st.sampled_from(SEEDS),
     edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=8),
