@@ -181,3 +181,25 @@ def upscale_cli(capsys, model_file: Path, *args: str) -> tuple[int, str]:
 def hidden_files(folder: Path) -> list[str]:
     """Temp files (``.x.partial.mp4``) and segment folders (``.x.parts``) left in ``folder``."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def kill_9_when(child, ready: Callable[[], bool], timeout: float = 600) -> None:
+    """Poll ``ready()`` every 10 ms while ``child`` (a ``subprocess.Popen``: the test's own, by
+    its pid) runs, and SIGKILL it the first time it holds; ``ready`` may assert on what the child
+    leaves visible meanwhile. Waits for the child either way, and kills it if the test fails.
+    The caller checks ``child.returncode`` (``-SIGKILL`` when the kill landed)."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout  # a busy 2-core host starts TensorFlow slowly
+        while time.monotonic() < deadline and child.poll() is None:
+            if ready():
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

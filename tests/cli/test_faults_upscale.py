@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from media import texture
-from tiny import audio_packets, decoded_frames, make_clip
+from tiny import audio_packets, decoded_frames, kill_9_when, make_clip
 
 from videoboost.cli import main
 from videoboost.video.pipeline import probe
@@ -60,26 +59,20 @@ def test_kill_9_mid_video_then_the_same_command_resumes(tmp_path, model_file, ca
         stderr=subprocess.PIPE,
     )
     done_at_kill = 0
-    try:
-        deadline = time.monotonic() + 600  # a busy 2-core host: the child starts TF slowly
-        while time.monotonic() < deadline and child.poll() is None:
-            # Whatever the child is doing, nothing may ever be visible at the output path.
-            assert not dst.exists(), "a partial output appeared at the output path"
-            if out.is_dir():
-                assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
-            try:
-                done_at_kill = len(json.loads(manifest.read_text())["segments"])
-            except (OSError, ValueError):
-                done_at_kill = 0
-            if done_at_kill >= 2:
-                child.send_signal(signal.SIGKILL)  # mid-way: segments done, more to go
-                break
-            time.sleep(0.01)
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+
+    def segments_done() -> bool:
+        nonlocal done_at_kill
+        # Whatever the child is doing, nothing may ever be visible at the output path.
+        assert not dst.exists(), "a partial output appeared at the output path"
+        if out.is_dir():
+            assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+        try:
+            done_at_kill = len(json.loads(manifest.read_text())["segments"])
+        except (OSError, ValueError):
+            done_at_kill = 0
+        return done_at_kill >= 2  # mid-way: segments done, more to go
+
+    kill_9_when(child, segments_done)
     err = child.stderr.read().decode(errors="replace")
     assert child.returncode == -signal.SIGKILL, f"the child was not killed mid-way:\n{err}"
     assert 2 <= done_at_kill < SEGMENTS

@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
-from tiny import KILLABLE_RUN
+from tiny import KILLABLE_RUN, kill_9_when
 
 from videoboost.cli import main
 
@@ -55,18 +54,7 @@ def _train_until_killed(dataset: Path, config: Path, file: Path) -> tuple[int, s
     log = file.with_suffix(".log")
     with log.open("wb") as err:
         child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and child.poll() is None:
-                if file.is_file():
-                    child.send_signal(signal.SIGKILL)  # this test's own child, by its pid
-                    break
-                time.sleep(0.01)
-            child.wait(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+        kill_9_when(child, file.is_file, timeout=300)
     return child.returncode, log.read_text(errors="replace")
 
 
