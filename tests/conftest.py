@@ -116,8 +116,9 @@ def tiny_base(tmp_path_factory, train_dataset) -> Path:
 
 # Under pytest-xdist (`make test` runs two workers), each worker builds its own session
 # fixtures. Tests of the most expensive ones go to one worker as a group (`--dist loadgroup`),
-# so a bento is built and served once and one Prefect server starts, not one per worker.
-_GROUPED_BY_FIXTURE = {"served": "served", "prefect_server": "prefect", "tiny_base": "tiny-base"}
+# so a bento is built and served once and one Prefect server starts, not one per worker. The
+# tiny base joins the Prefect group: the flow tests need both, and it is built once that way.
+_GROUPED_BY_FIXTURE = {"served": "served", "prefect_server": "prefect", "tiny_base": "prefect"}
 
 
 def pytest_collection_modifyitems(config, items):
