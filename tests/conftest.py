@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+from videoboost.config import DatasetConfig
 
 # Keep a developer's real servers and stores out of the tests (httpx's clean_environ idea).
 _SCRUBBED = (
@@ -49,12 +49,9 @@ def clean_environ(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def tiny_cfg() -> DatasetConfig:
     """A dataset config sized for 128x96 synthetic clips: x4, LR frames of 32x24."""
-    return DatasetConfig(
-        degrade=DegradeConfig(scale=4),
-        sampling=SamplingConfig(dedupe_threshold=0.5),
-        min_lr_side=8,
-        min_per_split=2,
-    )
+    from tiny import tiny_dataset_config
+
+    return tiny_dataset_config()
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +62,18 @@ def served(tmp_path_factory):
 
     with shared_server(tmp_path_factory.mktemp("served")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """Prefect's test harness (a real server in a subprocess, its SQLite database in a temp
+    folder), one per test process for the flow and Dask tests. It sets Prefect's settings, not
+    os.environ, so a CLI test that starts its own server is not affected."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    # 300 s: on two cores shared with training jobs the server's start alone took over 120 s.
+    with prefect_test_harness(server_startup_timeout=300):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -203,3 +203,12 @@ def kill_9_when(child, ready: Callable[[], bool], timeout: float = 600) -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def tiny_dataset_config():
+    """A dataset config sized for 128x96 synthetic clips: x4, LR frames of 32x24 (conftest's
+    ``tiny_cfg``, also for module-scoped fixtures, which cannot use that one)."""
+    from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
+
+    return DatasetConfig(degrade=DegradeConfig(scale=4), min_lr_side=8, min_per_split=2,
+                         sampling=SamplingConfig(dedupe_threshold=0.5))  # fmt: skip

@@ -9,7 +9,6 @@ therefore gives a family of models of known order: alpha 1 (best), 0.5 (good), 0
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import shutil
 import tempfile
@@ -119,26 +118,3 @@ def register(gen, scale: int | None = None, dataset: dict | None = None) -> str:
         mv = tracking.register(info.model_uri, {"scale": scale})
     return str(mv.version)
 
-
-_PREFECT_HARNESS: list[bool] = []  # non-empty while the session's Prefect harness runs
-
-
-@contextlib.contextmanager
-def shared_prefect_harness():
-    """Prefect's test harness (a real server in a subprocess, its SQLite database in a temp
-    folder), started once per test process: the first caller starts it and stops it when its
-    block ends; callers meanwhile share it. Use from session-scoped fixtures only, so the owner
-    is torn down last. It sets Prefect's settings (not os.environ): a CLI test that starts its
-    own server in a subprocess is not affected."""
-    if _PREFECT_HARNESS:
-        yield
-        return
-    from prefect.testing.utilities import prefect_test_harness
-
-    # 300 s: on two cores shared with training jobs the server's start alone took over 120 s.
-    with prefect_test_harness(server_startup_timeout=300):
-        _PREFECT_HARNESS.append(True)
-        try:
-            yield
-        finally:
-            _PREFECT_HARNESS.clear()

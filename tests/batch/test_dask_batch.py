@@ -110,14 +110,6 @@ def test_dask_settings_from_parameters_and_environment():
 # --------------------------------------------------------------------------- real cluster
 
 
-@pytest.fixture(scope="session")
-def prefect_server():
-    import toys
-
-    with toys.shared_prefect_harness():  # one per test process, shared with tests/flows
-        yield
-
-
 @pytest.fixture(scope="module")
 def cluster():
     from distributed import LocalCluster

@@ -9,14 +9,6 @@ from tiny import tiny_retrain_params
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def prefect_server():
-    import toys
-
-    with toys.shared_prefect_harness():  # one per test process, shared with tests/batch
-        yield
-
-
 def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_path, tiny_cfg):
     import mlflow
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from media import write_clip
+from tiny import tiny_dataset_config
 
 from videoboost.cli import main
-from videoboost.config import DatasetConfig, DegradeConfig, SamplingConfig
 from videoboost.data.dataset import load_manifest
 from videoboost.errors import ValidationFailed
 from videoboost.mlops.validation import build_validated_dataset, validate_dataset
@@ -16,9 +16,8 @@ from videoboost.mlops.validation import build_validated_dataset, validate_datase
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One built dataset for the module (a build runs the whole GX suite: seconds); tests get a
-    copy of it. The config is conftest's ``tiny_cfg`` (function-scoped there)."""
-    cfg = DatasetConfig(degrade=DegradeConfig(scale=4), sampling=SamplingConfig(dedupe_threshold=0.5),
-                        min_lr_side=8, min_per_split=2)  # fmt: skip
+    copy of it."""
+    cfg = tiny_dataset_config()
     root = tmp_path_factory.mktemp("validation-ds")
     return build_validated_dataset([write_clip(root / "a.avi", n=24)], root / "ds", cfg,
                                    progress=False).path  # fmt: skip
