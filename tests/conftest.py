@@ -130,6 +130,9 @@ def tiny_base(tmp_path_factory, train_dataset) -> Path:
 _GROUPED_BY_FIXTURE = {"served": "served", "prefect_server": "prefect", "tiny_base": "prefect"}
 
 
+# tryfirst: xdist's own hook turns the marker into the node id's ``@group`` suffix, the only
+# thing its scheduler reads; run after it, the marks came too late and every group was split.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         names = getattr(item, "fixturenames", ())
