@@ -58,9 +58,9 @@ def test_tests_of_a_shared_fixture_run_on_one_worker(tmp_path):
     (tmp_path / "conftest.py").write_text(TOY_CONFTEST)
     (tmp_path / "test_toy.py").write_text(TOY_TESTS)
     log = tmp_path / "log.jsonl"
+    args = ["-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup", str(tmp_path)]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
-         "--dist", "loadgroup", str(tmp_path)],  # fmt: skip
+        [sys.executable, "-m", "pytest", *args],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "TOY_LOG": str(log), "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
