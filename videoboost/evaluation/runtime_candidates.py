@@ -117,13 +117,17 @@ def supported(
 
 
 def builders(
-    generator, *, threads: int | None = None, int8_model: Any = None
+    generator, *, threads: int | None = None, int8_model: Any = None, ov_model: Any = None
 ) -> dict[str, Callable[[], Predict]]:
-    """name -> a function that builds that runtime's predict (nothing is built yet)."""
+    """name -> a function that builds that runtime's predict (nothing is built yet).
+
+    ``ov_model``: the generator already converted to an ``openvino.Model`` (conversion takes
+    seconds), else it is converted when an OpenVINO runtime is first built.
+    """
     from videoboost.inference import runtimes
     from videoboost.inference.engine import keras_predict
 
-    ov_model: list[Any] = []
+    ov_model = [] if ov_model is None else [ov_model]
 
     def openvino(precision: str) -> Predict:
         if not ov_model:
@@ -185,8 +189,11 @@ def benchmark_fidelity(
     threads: int | None = None,
     host: Host | None = None,
     int8_model: Any = None,
+    ov_model: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Every runtime this host supports on the held-out benchmark, against tf-f32.
+
+    ``ov_model``: the generator as an ``openvino.Model``, when the caller converted it already.
 
     Returns:
         name -> ``{"psnr", "delta_db", "ok"}`` (``ok``: at most :data:`MAX_LOSS_DB` below
@@ -205,7 +212,7 @@ def benchmark_fidelity(
     cfg = BenchmarkConfig(frames=frames, segments=min(2, frames), fps_runs=0, tracks=("clean",))
     bench = build_benchmark(scale, cfg=cfg)
     why_not = supported(host or detect_host(), int8_model=int8_model)
-    every = builders(generator, threads=threads, int8_model=int8_model)
+    every = builders(generator, threads=threads, int8_model=int8_model, ov_model=ov_model)
     out: dict[str, dict[str, Any]] = {}
     for name, build in every.items():
         if why_not[name] is not None:

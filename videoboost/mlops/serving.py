@@ -327,12 +327,15 @@ def check_runtimes(keras_file: Path, int8_folder: Path, info: dict[str, Any]) ->
     generator, _ = load_generator(str(keras_file))
     # A video-tier model calibrates on aligned windows of real neighbours.
     frames = runtime_select.calibration_frames(window=infer_window(generator))
+    ov_model = None
     try:
-        quantised = runtimes.quantize_openvino(runtimes.openvino_model(generator), frames)
+        # Converted once: the int8 model is made from a copy, the ov-* runtimes use the original.
+        ov_model = runtimes.openvino_model(generator)
+        quantised = runtimes.quantize_openvino(ov_model.clone(), frames)
         xml = runtimes.save_openvino_model(quantised, int8_folder)
     except ImportError:  # no OpenVINO/NNCF in this environment: no int8 candidate
         xml = None
-    fidelity = runtime_select.benchmark_fidelity(generator, int8_model=xml)
+    fidelity = runtime_select.benchmark_fidelity(generator, int8_model=xml, ov_model=ov_model)
     refused = runtime_select.refused_by(fidelity)
     host = runtime_select.detect_host().describe()
     version = info.get("version")
