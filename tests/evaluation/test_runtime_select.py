@@ -163,8 +163,7 @@ def test_the_host_is_read_from_cpuinfo():
     assert rs.detect_host(CPUINFO.replace("amx_tile", "")).key() != host.key()
 
 
-@pytest.mark.parametrize("runtime", ["tf-f32", "auto"])
-def test_upscale_prints_the_runtime_line(tmp_path, model_file, capsys, runtime):
+def _upscale_runtime_line(tmp_path, model_file, capsys, runtime: str) -> str:
     src = tmp_path / "a.png"
     cv2.imwrite(str(src), np.random.default_rng(0).integers(0, 256, (16, 24, 3), np.uint8))
     rc = main(["upscale", str(src), "-o", str(tmp_path / "a_x4.png"), "--model", str(model_file),
@@ -173,26 +172,39 @@ def test_upscale_prints_the_runtime_line(tmp_path, model_file, capsys, runtime):
     err = capsys.readouterr().err
     line = next(ln for ln in err.splitlines() if ln.startswith("runtime: "))
     assert " frames/s at 24x16 " in line
-    if runtime == "tf-f32":
-        assert line.startswith("runtime: tf-f32 (float32), ") and line.endswith("[forced]")
-    else:
-        assert line.endswith("[auto, measured]")
-        assert line.split()[1] in rs.RUNTIMES
     assert (tmp_path / "a_x4.png").is_file()
+    return line
 
 
-def test_int8_keeps_the_picture_path_in_float_and_is_made_once(generator, tmp_path):
+def test_upscale_prints_the_forced_runtime_line(tmp_path, model_file, capsys):
+    line = _upscale_runtime_line(tmp_path, model_file, capsys, "tf-f32")
+    assert line.startswith("runtime: tf-f32 (float32), ") and line.endswith("[forced]")
+
+
+def test_upscale_auto_prints_its_choice_and_makes_the_int8_model_once(tmp_path, model_file, capsys):
+    """`--runtime auto` measures every runtime, ov-int8 included: the int8 model it made is
+    the one :func:`int8_model_for` returns after (not quantised again), with the picture path
+    in float and the trunk in int8, and it agrees with TensorFlow float32."""
     pytest.importorskip("nncf")
+    import keras
+
+    from videoboost import state
     from videoboost.inference import runtimes
 
+    line = _upscale_runtime_line(tmp_path, model_file, capsys, "auto")
+    assert line.endswith("[auto, measured]")
+    assert line.split()[1] in rs.RUNTIMES
+
+    generator = keras.models.load_model(model_file)
     model = runtimes.openvino_model(generator)
     kept = runtimes.picture_path_ops(model)
     convs = [op.get_friendly_name() for op in model.get_ordered_ops()
              if op.get_type_name() == "Convolution"]  # fmt: skip
     assert 0 < len(set(kept) & set(convs)) < len(convs)  # some convolutions stay float, not all
-    xml = rs.int8_model_for(generator, tmp_path / "int8")
+    xml = state.home() / "runtime" / "int8" / rs.model_key(generator) / runtimes.OPENVINO_XML
+    assert xml.is_file()  # made by the measurement above
     stamp = xml.stat().st_mtime_ns
-    assert rs.int8_model_for(generator, tmp_path / "int8") == xml
+    assert rs.int8_model_for(generator) == xml
     assert xml.stat().st_mtime_ns == stamp  # reused, not quantised again
     import openvino as ov
 

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import toys
 from tiny import KILLABLE_RUN, kill_9_when
 
 from videoboost.cli import main
@@ -73,6 +74,10 @@ def test_kill_9_mid_epoch_then_resume_by_run_id_and_from_the_carried_file(
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
+    # Empty stores, migrated once per process (toys.py), for the killed run and the new machine.
+    toys.fresh_store(clean_environ)
+    second_home = tmp_path / "second" / "state"
+    toys.fresh_store(second_home)
     file = tmp_path / "first" / "fast-x4.vbckpt"
     file.parent.mkdir()
     code, text = _train_until_killed(dataset, config, file)
@@ -80,7 +85,6 @@ def test_kill_9_mid_epoch_then_resume_by_run_id_and_from_the_carried_file(
     # What the run folder and the file hold is read after the kill, so a fast host that finished
     # another epoch in between cannot make the test lie. The file alone is carried over.
     carried = tmp_path / "second" / "carried.vbckpt"
-    carried.parent.mkdir()
     shutil.copy(file, carried)
     killed = checkpoint_file.read_meta(file)
     (run_dir,) = (clean_environ / "runs").iterdir()
@@ -124,7 +128,7 @@ def test_kill_9_mid_epoch_then_resume_by_run_id_and_from_the_carried_file(
     kept_file = killed["epochs_done"]
     assert 1 <= kept_file < 3
     assert killed["steps"] == kept_file * TINY["steps_per_epoch"]
-    monkeypatch.setenv("VIDEOBOOST_HOME", str(tmp_path / "second" / "state"))
+    monkeypatch.setenv("VIDEOBOOST_HOME", str(second_home))
     assert main(["train", "--resume", str(carried), "--quiet", "--no-register"]) == 0, (
         capsys.readouterr().err
     )
