@@ -9,8 +9,11 @@ from tiny import tiny_retrain_params
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
-def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_path, tiny_cfg):
+def test_blank_source_fails_at_validation_before_training(
+    prefect_server, tmp_path, tiny_cfg, clean_environ
+):
     import mlflow
+    import toys
 
     from flows.params import RetrainParams
     from flows.retrain import retrain
@@ -26,6 +29,8 @@ def test_blank_source_fails_at_validation_before_training(prefect_server, tmp_pa
         state.result()
     assert not (tmp_path / "ds").exists()
     assert list(tmp_path.glob("ds.rejected-*")), "the failing GX report is kept"
+    if not (clean_environ / "mlflow.db").exists():  # the flow opened no store: an empty one,
+        toys.fresh_store(clean_environ)  # migrated once per process, not per test
     setup()
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name("videoboost")
@@ -64,12 +69,14 @@ def test_every_retraining_path_trains_the_real_profile_by_default():
 
 
 @pytest.mark.slow
-def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
+def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg, clean_environ):
     import mlflow
+    import toys
 
     from flows.retrain import retrain
     from videoboost.mlops.tracking import MODEL_NAME
 
+    toys.fresh_store(clean_environ)  # an empty store, migrated once per process, not per test
     params = tiny_retrain_params(tmp_path, tiny_cfg)
     first = retrain(params)
     assert first["dataset"]["validation"] == "passed" and not first["dataset"]["cached"]
@@ -84,8 +91,10 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg):
 
     # The second candidate cannot clear a 100 dB margin: a decision that moves no alias, so
     # nothing is packaged (and no second bento is built).
+    # How long it trains does not matter to that decision: one short epoch.
     strict = params.promote.model_copy(update={"margin": 100.0})
-    second = retrain(params.model_copy(update={"promote": strict}))
+    short = params.train.model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
+    second = retrain(params.model_copy(update={"promote": strict, "train": short}))
     assert (
         second["dataset"]["cached"] and second["dataset"]["version"] == first["dataset"]["version"]
     )
@@ -140,14 +149,11 @@ def test_retrain_artifacts_link_mlflow_pages_or_say_why_not(monkeypatch):
 
 
 @pytest.mark.slow
-def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp_path):
-    from tiny import tiny_generator
-
+def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp_path, model_file):
     from flows.batch import batch_upscale
     from videoboost.video.pipeline import probe
 
-    model = tmp_path / "g.keras"
-    tiny_generator(scale=4).save(model)
+    model = model_file  # the session's tiny random x4 generator
     inputs = tmp_path / "in"
     inputs.mkdir()
     write_video(inputs / "a.avi", moving_frames(6, h=32, w=48))
@@ -167,13 +173,15 @@ def test_batch_upscale_reports_bad_video_and_keeps_good_ones(prefect_server, tmp
 
 @pytest.mark.slow
 def test_first_retrain_registers_the_shipped_base_once_and_starts_from_it(
-    prefect_server, tmp_path, tiny_cfg, tiny_base, monkeypatch
+    prefect_server, tmp_path, tiny_cfg, tiny_base, monkeypatch, clean_environ
 ):
     import mlflow
+    import toys
 
     from flows.retrain import retrain
     from videoboost.mlops.tracking import MODEL_NAME
 
+    toys.fresh_store(clean_environ)
     monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tiny_base.parent))
     params = tiny_retrain_params(tmp_path, tiny_cfg, package=False)
     first = retrain(params)
@@ -186,7 +194,10 @@ def test_first_retrain_registers_the_shipped_base_once_and_starts_from_it(
     tags = client.get_run(first["run"]["run_id"]).data.tags
     assert tags["parent_version"] == "1"  # the candidate fine-tuned from the base
 
-    second = retrain(params)
+    # Again: the base is found, not registered twice. What this run trains does not matter
+    # here, so one short epoch (the dataset is a cache hit).
+    short = params.train.model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
+    second = retrain(params.model_copy(update={"train": short}))
     assert not second["base"]["registered"] and second["base"]["version"] == "1"
     versions = client.search_model_versions(f"name='{MODEL_NAME}'")
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]

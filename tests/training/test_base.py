@@ -45,10 +45,12 @@ def _gen_cfg(**kw):
     return GeneratorConfig(**{"tier": "fast", "filters": 8, "scale": 4, **kw})
 
 
-def test_init_none_base_and_champion_start_where_they_say(tiny_base, monkeypatch, capsys):
+def test_init_none_base_and_champion_start_where_they_say(tiny_base, monkeypatch, clean_environ):
     import toys
 
     from videoboost.mlops.bases import resolve_init
+
+    toys.fresh_store(clean_environ)  # an empty store, migrated once per process, not per test
 
     cfg = _gen_cfg()
     assert resolve_init("none", cfg)[0] is None
@@ -69,33 +71,41 @@ def test_init_none_base_and_champion_start_where_they_say(tiny_base, monkeypatch
 
     from videoboost.mlops.tracking import CHAMPION, MODEL_NAME
 
-    version = toys.register(toys.generator(1.0))
+    # A champion that fits (fast, 8 filters, x4); its weights do not matter here, so the
+    # untrained one (alpha 0: bicubic), not the toy's short training run.
+    version = toys.register(toys.generator(0.0))
     mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
     uri, why = resolve_init("champion", cfg)
     assert uri == "champion" and f"version {version}" in why
     assert resolve_init("base", cfg)[0] == str(tiny_base)  # base still means the base
 
 
-def test_a_run_from_the_base_names_its_card(tiny_base, monkeypatch, train_dataset):
+def test_a_run_from_the_base_names_its_card(tiny_base, monkeypatch, train_dataset, clean_environ):
     import mlflow
+    import toys
     from tiny import tiny_train_cfg
 
     from videoboost.mlops.tracking import train_run
 
+    toys.fresh_store(clean_environ)
     monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tiny_base.parent))
-    cfg = tiny_train_cfg().model_copy(update={"pretrain_epochs": 1})
-    result = train_run(train_dataset, cfg, progress=False, init=str(tiny_base))
+    # The lineage tags are the run's from its start: one short epoch, nothing registered.
+    cfg = tiny_train_cfg().model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
+    result = train_run(train_dataset, cfg, progress=False, init=str(tiny_base),
+                       register_model=False)  # fmt: skip
     tags = mlflow.MlflowClient().get_run(result["run_id"]).data.tags
     assert tags["parent_model_uri"] == str(tiny_base)
     assert tags["parent_base"] == "fast-x4" and tags["parent_base_card"] == "fast-x4.json"
 
 
-def test_register_base_once(tiny_base, monkeypatch):
+def test_register_base_once(tiny_base, monkeypatch, clean_environ):
     import mlflow
+    import toys
 
     from videoboost.mlops.bases import register_base
     from videoboost.mlops.tracking import MODEL_NAME
 
+    toys.fresh_store(clean_environ)
     monkeypatch.setenv("VIDEOBOOST_BASE_DIR", str(tiny_base.parent))
     assert register_base("quality", 4) is None  # none shipped of that tier
     first = register_base("fast", 4)
