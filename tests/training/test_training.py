@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from videoboost.config import GeneratorConfig, TrainConfig
+from videoboost.config import DEFAULT_PRETRAIN_EPOCHS, GeneratorConfig, TrainConfig
 from videoboost.evaluation.compare import comparison_image
 from videoboost.training.train import EPOCH_KEYS, train
 
@@ -278,20 +278,20 @@ def test_minutes_budget_stops_on_time_resumes_and_alone_trains_to_its_budget(
     assert again.steps == result.steps + 1
 
     # `videoboost train --minutes N` alone sets no epoch count, so nothing caps the budget.
-    args = build_parser().parse_args(["train", "--dataset", str(dataset), "--minutes", "0.15"])
+    args = build_parser().parse_args(["train", "--dataset", str(dataset), "--minutes", "0.3"])
     assert train_config_from_args(args, 4).pretrain_epochs is None
     # A longer budget of that kind resumes from the checkpoint and trains on until it too is
-    # spent: many epochs in a few seconds (0.15 min: the ~6 s left to it are what a fresh
-    # 0.1 min run had, tracing the step included).
-    longer = tiny(minutes=0.15, pretrain_epochs=None, steps_per_epoch=2, jit_compile=False)
+    # spent, past the default epoch count. 0.3 min leaves ~15 s: an epoch of 2 steps (with its
+    # validation and checkpoint) took up to 2.2 s under the suite's load, and 6 s were too few.
+    longer = tiny(minutes=0.3, pretrain_epochs=None, steps_per_epoch=2, jit_compile=False)
     capsys.readouterr()
     more = train(dataset, longer, tmp_path, resume=True, progress=True)
     assert more.steps > again.steps and more.epochs_done > again.epochs_done
-    assert more.elapsed_s >= 9
+    assert more.elapsed_s >= 18
     assert more.history[: len(again.history)] == again.history
-    assert more.epochs_done > 5  # past the five epochs that used to end such a run
-    assert more.ended_by == "the time budget (0.15 min)"
-    assert "training ended by the time budget (0.15 min)" in capsys.readouterr().out
+    assert more.epochs_done > DEFAULT_PRETRAIN_EPOCHS  # the count that used to end such a run
+    assert more.ended_by == "the time budget (0.3 min)"
+    assert "training ended by the time budget (0.3 min)" in capsys.readouterr().out
 
 
 def test_warm_start_begins_at_the_parents_quality(dataset, tmp_path, pixel_run):
