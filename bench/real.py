@@ -47,7 +47,9 @@ def run_profile(profile: str, real: RealDegradeConfig, tier: str, minutes: float
         update={"degrade": DegradeConfig(profile=profile, real=real)}
     )
     t0 = time.perf_counter()
-    info = build_validated_dataset(TRAIN_SOURCES, work / f"dataset-{profile}", dataset_cfg, progress=False)
+    info = build_validated_dataset(
+        TRAIN_SOURCES, work / f"dataset-{profile}", dataset_cfg, progress=False
+    )
     build_s = time.perf_counter() - t0
     data = MAIN_JOB_TRAIN.model_dump()
     data.update(generator={"tier": tier}, minutes=minutes, sample_every=1000)

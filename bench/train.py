@@ -217,7 +217,9 @@ def main() -> None:
     }
 
     work = Path(args.work)
-    info = build_validated_dataset(TRAIN_SOURCES, work / "dataset", MAIN_JOB_DATASET, progress=False)
+    info = build_validated_dataset(
+        TRAIN_SOURCES, work / "dataset", MAIN_JOB_DATASET, progress=False
+    )
     bench = build_benchmark(scale=4)
     rows = []
     for tier in args.tiers:

@@ -117,4 +117,3 @@ def register(gen, scale: int | None = None, dataset: dict | None = None) -> str:
         )
         mv = tracking.register(info.model_uri, {"scale": scale})
     return str(mv.version)
-

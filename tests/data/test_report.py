@@ -136,7 +136,9 @@ def test_failing_report_is_offline_and_names_each_failure(failing):
 def test_rejected_build_keeps_an_offline_report(tmp_path, tiny_cfg):
     cfg = tiny_cfg.model_copy(update={"min_per_split": 10_000})
     with pytest.raises(ValidationFailed) as err:
-        build_validated_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
+        build_validated_dataset(
+            [write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False
+        )
     docs = Path(err.value.docs)
     assert docs.is_file() and docs.parts[-5:] == DOCS.parts[-5:]
     assert_offline(docs)

@@ -124,7 +124,9 @@ def test_build_refuses_to_publish_failing_dataset(tmp_path, tiny_cfg):
     # min_per_split far above what 6 frames give: the suite fails and nothing is published.
     cfg = tiny_cfg.model_copy(update={"min_per_split": 10_000})
     with pytest.raises(ValidationFailed, match="split_count") as err:
-        build_validated_dataset([write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False)
+        build_validated_dataset(
+            [write_clip(tmp_path / "a.avi", n=6)], tmp_path / "ds", cfg, progress=False
+        )
     assert not (tmp_path / "ds").exists()
     # The failing report is kept for people to read; the data is not published.
     (report,) = tmp_path.glob("ds.rejected-*")

@@ -291,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(cb)
     cb.set_defaults(func=cmd_corpus_build)
 
-    bs = sub.add_parser(
-        "base", help="base generators shipped in models/base/"
-    ).add_subparsers(dest="base_command", required=True)
+    bs = sub.add_parser("base", help="base generators shipped in models/base/").add_subparsers(
+        dest="base_command", required=True
+    )
     be = bs.add_parser("export", help="a checkpoint file as a base: .keras plus its model card")
     be.add_argument("checkpoint", help="a file from `videoboost train --checkpoint-file`")
     be.add_argument("--out", default=None, help="folder (default: models/base/)")

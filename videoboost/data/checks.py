@@ -268,5 +268,3 @@ def _alignment_gap(lr: np.ndarray, hr: np.ndarray) -> float:
     lr_c, hr_c = centre_pair(lr, hr, 256)
     shrunk = cv2.resize(hr_c, lr_c.shape[1::-1], interpolation=cv2.INTER_AREA)
     return float(np.abs(shrunk.astype(np.float32) - lr_c).mean())
-
-
