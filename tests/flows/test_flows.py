@@ -9,6 +9,12 @@ from tiny import tiny_retrain_params
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
+def _short(params):
+    """``params``' training cut to one epoch of 2 steps, for retrains whose training is not
+    what the test checks."""
+    return params.train.model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
+
+
 def test_blank_source_fails_at_validation_before_training(
     prefect_server, tmp_path, tiny_cfg, clean_environ
 ):
@@ -93,8 +99,7 @@ def test_retrain_end_to_end_then_cache_hit(prefect_server, tmp_path, tiny_cfg, c
     # nothing is packaged (and no second bento is built).
     # How long it trains does not matter to that decision: one short epoch.
     strict = params.promote.model_copy(update={"margin": 100.0})
-    short = params.train.model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
-    second = retrain(params.model_copy(update={"promote": strict, "train": short}))
+    second = retrain(params.model_copy(update={"promote": strict, "train": _short(params)}))
     assert (
         second["dataset"]["cached"] and second["dataset"]["version"] == first["dataset"]["version"]
     )
@@ -196,8 +201,7 @@ def test_first_retrain_registers_the_shipped_base_once_and_starts_from_it(
 
     # Again: the base is found, not registered twice. What this run trains does not matter
     # here, so one short epoch (the dataset is a cache hit).
-    short = params.train.model_copy(update={"pretrain_epochs": 1, "steps_per_epoch": 2})
-    second = retrain(params.model_copy(update={"train": short}))
+    second = retrain(params.model_copy(update={"train": _short(params)}))
     assert not second["base"]["registered"] and second["base"]["version"] == "1"
     versions = client.search_model_versions(f"name='{MODEL_NAME}'")
     assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
