@@ -199,11 +199,27 @@ def test_held_out_benchmark_footage_is_never_trained_on(tmp_path, tiny_cfg):
     assert skipped.path == str(copy) and "held-out benchmark" in skipped.skipped
 
 
-def test_shipped_training_corpus_is_disjoint_from_the_benchmark():
+def test_reserved_sample_media_are_refused_by_content(tmp_path, tiny_cfg, monkeypatch):
+    from videoboost.data import sources
+
+    # The reserved files no longer ship, so a clip of ours stands in for one by its hash.
+    reserved = write_clip(tmp_path / "renamed.avi", n=24)
+    monkeypatch.setitem(sources.RESERVED_MEDIA, sources.source_hash(reserved), "OpenCV's x.avi")
+    good = write_clip(tmp_path / "good.avi", n=24, seed=1)
+    info = build_validated_dataset([good, reserved], tmp_path / "ds", tiny_cfg, progress=False)
+    (skipped,) = info.skipped
+    assert skipped.path == str(reserved)
+    assert "OpenCV's x.avi" in skipped.skipped and "reserved for independent evaluation" in (
+        skipped.skipped
+    )
+
+
+def test_shipped_training_corpus_is_disjoint_from_the_benchmark_and_reserved_media():
     from videoboost.data.frames import list_images
-    from videoboost.data.sources import TRAIN_SOURCES, held_out_hashes, source_hash
+    from videoboost.data.sources import RESERVED_MEDIA, TRAIN_SOURCES, held_out_hashes, source_hash
 
     held_out = held_out_hashes()
     files = [f for s in TRAIN_SOURCES for f in (list_images(s) if s.is_dir() else [s])]
-    assert len(files) >= 30  # clips and photos: more than one look
-    assert not {source_hash(f) for f in files} & set(held_out)
+    assert len(files) >= 25  # a clip and photos: more than one look
+    hashes = {source_hash(f) for f in files}
+    assert not hashes & set(held_out) and not hashes & set(RESERVED_MEDIA)

@@ -55,7 +55,7 @@ from videoboost.data.shards import (
     variant_key,
     window_key,
 )
-from videoboost.data.sources import held_out_hashes, source_hash
+from videoboost.data.sources import RESERVED_MEDIA, held_out_hashes, source_hash
 from videoboost.data.windows import (
     degrade_window,
     real_window_variants,
@@ -110,11 +110,17 @@ def expand_sources(sources: Sequence[str | Path]) -> list[Path]:
 def _held_out_reason(path: Path, held_out: dict[str, str]) -> str:
     files = list_images(path) if path.is_dir() else [path]
     for f in files:
-        name = held_out.get(source_hash(f))
+        digest = source_hash(f)
+        name = held_out.get(digest)
         if name is not None:
             return (
                 f"{f}: is {name} of the held-out benchmark; training on it would make the "
                 "promotion gate meaningless"
+            )
+        if digest in RESERVED_MEDIA:
+            return (
+                f"{f}: is {RESERVED_MEDIA[digest]}, sample media reserved for independent "
+                "evaluation; leave it out of the training sources"
             )
     return ""
 
