@@ -62,6 +62,23 @@ def test_benchmark_is_versioned_cached_and_mod_cropped(clip, tmp_path):
     assert build_benchmark(4, [other], FAST).version != bench.version
 
 
+def test_a_benchmark_of_a_clip_and_a_still_on_every_track_loads_from_its_cache(clip, tmp_path):
+    import cv2
+
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), moving_frames(1, 64, 80, seed=5)[0])
+    cfg = BenchmarkConfig(frames=4, fps_runs=0)  # every track, the video track included
+    bench = build_benchmark(4, [clip, still], cfg)
+    assert set(bench.items[0].coded) == set(cfg.tracks) - {"clean"}
+    assert "video" not in bench.items[1].coded  # a still has no video track
+    again = build_benchmark(4, [clip, still], cfg)
+    assert again.cached and again.version == bench.version
+    for old, new in zip(bench.items, again.items, strict=True):
+        assert set(new.coded) == set(old.coded)
+        for track, coded in old.coded.items():
+            np.testing.assert_array_equal(new.coded[track], coded)
+
+
 @pytest.mark.parametrize(
     ("total", "frames", "segments", "runs"),
     [

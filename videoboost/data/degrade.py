@@ -94,7 +94,10 @@ def h264_roundtrip(frames: list[np.ndarray] | np.ndarray, crf: int, preset: str 
     A list of consecutive frames is coded as one clip (an I-frame, then P/B-frames, as in a
     real file); a single frame as a lone I-frame. Odd sides are padded by one edge pixel for
     4:2:0 and cropped back, so the output is aligned with the input pixel for pixel (no
-    shift). One encoder thread: x264's output then depends only on the pixels and the CRF.
+    shift). One encoder thread, and the frames converted to yuv420p before the encoder sees
+    them: x264's output then depends only on the pixels and the CRF. (Left to ``encode``, PyAV's
+    own conversion gave 2-4 different bitstreams for the same frames, within and across
+    processes, on PyAV 18.1.)
 
     Args:
         frames: ``(n, h, w, 3)`` uint8 RGB (or a list of such frames, all one size).
@@ -119,7 +122,8 @@ def h264_roundtrip(frames: list[np.ndarray] | np.ndarray, crf: int, preset: str 
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
         stream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1"}
         for f in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), "rgb24")))
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), "rgb24")
+            out.mux(stream.encode(rgb.reformat(format="yuv420p")))
         out.mux(stream.encode(None))
     buf.seek(0)
     decoded = []

@@ -32,7 +32,7 @@ from videoboost.data.frames import (
 from videoboost.data.sources import DEFAULT_SOURCES, source_hash
 from videoboost.errors import SourceError
 
-FORMAT_VERSION = 4  # 3: coded tracks; 4: the video track
+FORMAT_VERSION = 5  # 3: coded tracks; 4: the video track; 5: repeatable H.264 coding
 CLEAN = "clean"
 VIDEO = "video"  # the video sources as clips (see the module doc); outside the mean over tracks
 TRACK_CODINGS = {"count": 0}  # coded tracks built in this process (the cache test reads it)
@@ -327,7 +327,11 @@ def _load_cached(
         for i, src in enumerate(meta["sources"]):
             with np.load(folder / f"{i:03d}.npz") as z:
                 runs = tuple(tuple(r) for r in src["runs"])
-                coded = {t: z[f"lr_{t}"] for t in tracks if t != CLEAN}
+                coded = {  # as built: stills have no video track
+                    t: z[f"lr_{t}"]
+                    for t in tracks
+                    if t != CLEAN and (t != VIDEO or src["kind"] == "video")
+                }
                 items.append(
                     BenchItem(src["name"], src["kind"], src["hash"], z["lr"], z["hr"], runs, coded)
                 )
