@@ -388,3 +388,19 @@ def test_mixed_bfloat16_trains_and_returns_a_float32_generator(dataset, tmp_path
     assert out.dtype == "float32" and np.isfinite(np.asarray(out)).all()
     # The skip path stayed float32: a flat grey input comes back that grey, to a small residual.
     assert abs(float(np.asarray(out).mean()) - 128.0) < 8.0
+
+
+def test_auto_precision_is_bfloat16_on_amx_hosts_only():
+    from videoboost.host import detect_host
+    from videoboost.training.train import training_precision
+
+    def host(flags: str):
+        return detect_host(f"model name\t: CPU\nflags\t\t: fpu avx2 {flags}\n")
+
+    auto = tiny(precision="auto")
+    assert training_precision(auto, host("avx512f avx512_bf16 amx_tile amx_bf16")) == (
+        "mixed_bfloat16"
+    )
+    assert training_precision(auto, host("avx512f avx512_bf16")) == "float32"  # Zen 4
+    assert training_precision(auto, host("")) == "float32"
+    assert training_precision(tiny(precision="mixed_bfloat16"), host("")) == "mixed_bfloat16"

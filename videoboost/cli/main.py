@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "same tier and scale (models:/..., runs:/..., or a .keras file)")  # fmt: skip
     t.add_argument("--precision", choices=["float32", "mixed_bfloat16", "auto"], default=None,
                    help="training arithmetic (default float32; auto: bfloat16 where the CPU has "
-                   "avx512_bf16 or AMX)")  # fmt: skip
+                   "AMX)")  # fmt: skip
     t.add_argument("--config", default=None, help="YAML/JSON file of TrainConfig overrides")
     t.add_argument("--resume", metavar="RUN_ID|FILE", default=None,
                    help="continue a killed run from its last checkpoint: a run id (same MLflow "

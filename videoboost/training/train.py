@@ -214,14 +214,17 @@ def train(
     return result
 
 
-def training_precision(cfg: TrainConfig) -> str:
-    """``cfg.precision`` with ``auto`` resolved: mixed bfloat16 where the CPU has bf16 matrix
-    units (avx512_bf16, AMX), float32 elsewhere (emulated bfloat16 is slower, not faster)."""
+def training_precision(cfg: TrainConfig, host=None) -> str:
+    """``cfg.precision`` with ``auto`` resolved for ``host`` (default: this one): mixed bfloat16
+    where the CPU has AMX tiles, float32 elsewhere. With avx512_bf16 alone (Zen 4), training in
+    bfloat16 measured 1.10x (fast) and 0.93x (quality) the crops/s of float32
+    (docs/benchmarks/train_precision.md): no gain for the rounding; emulated bf16 is slower."""
     if cfg.precision != "auto":
         return cfg.precision
     from videoboost.host import detect_host
 
-    return "mixed_bfloat16" if detect_host().bf16 else "float32"
+    host = host or detect_host()
+    return "mixed_bfloat16" if "amx_bf16" in host.flags else "float32"
 
 
 def as_float32(generator, cfg: TrainConfig):
