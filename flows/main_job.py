@@ -21,8 +21,11 @@ from videoboost.state import configure_environment, home
 
 # About five and a half minutes of training on 2 CPU cores (the clock, not an epoch count, ends it, so a
 # slow machine trains fewer steps rather than for longer), the last part adversarial, so every
-# stage of the pipeline runs. Fresh crops of the bundled corpus every step; the second
-# `make run` warm-starts from the first one's champion.
+# stage of the pipeline runs. Fresh crops of the bundled footage every step. On an empty
+# registry the shipped base of the tier (models/base/, hours of training on the licensed corpus)
+# is registered and promoted first, so the run fine-tunes it; a later `make run` fine-tunes the
+# champion. Fine-tuning at the from-scratch learning rate was measured to keep or raise every
+# track of the base (docs/benchmarks/make_run.md), so there is no separate fine-tune schedule.
 MAIN_JOB_TRAIN = TrainConfig(
     generator=GeneratorConfig(tier="fast", scale=4),
     discriminator=DiscriminatorConfig(filters=16, blocks=3),
