@@ -1,7 +1,7 @@
 """Draw LR | bicubic | model... | HR on one coded frame of the held-out benchmark, with PSNR-Y.
 
-    VIDEOBOOST_HOME=.state .venv/bin/python bench/base_figure.py \
-        --model from-scratch=models/base/fast-x4.keras \
+    VIDEOBOOST_HOME=.state .venv/bin/python bench/base_figure.py --track h264_crf23 \
+        --model "from scratch=scratch.keras" --model base=models/base/fast-x4.keras \
         --model "base + fine-tune=models:/videoboost-generator/2" --png docs/base_finetune.png
 
 Each ``--model LABEL=URI_OR_PATH`` (a registry URI of the store ``VIDEOBOOST_HOME`` names, or a
