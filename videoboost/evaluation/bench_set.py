@@ -265,11 +265,7 @@ def build_benchmark(
             raise SourceError(f"{path}: frames of {hr[0].shape[1]}x{hr[0].shape[0]} are too small")
         lr = [degrade(f, degrade_cfg) for f in hr]
         item = BenchItem(path.name, kind, digest, np.stack(lr), np.stack(hr), runs)
-        coded = {
-            t: code_track(item, t)
-            for t in cfg.tracks
-            if t != CLEAN and (t != VIDEO or kind == "video")
-        }
+        coded = {t: code_track(item, t) for t in _coded_tracks(cfg.tracks, kind)}
         items.append(dataclasses.replace(item, coded=coded))
     bench = Benchmark(
         version, scale, tuple(items), folder, config, False, tuple(folder_hashes), cfg.tracks
@@ -292,6 +288,12 @@ def code_track(item: BenchItem, track: str) -> np.ndarray:
         parts = [h264_roundtrip(item.lr[r], level) for r in item.run_slices()]
         return np.concatenate(parts)
     raise ValueError(f"{track}: the clean track is not coded")
+
+
+def _coded_tracks(tracks: Sequence[str], kind: str) -> list[str]:
+    """The tracks stored as coded LR for a source of ``kind``: all but the clean one, and the
+    video track for videos only (a still has no clip to code)."""
+    return [t for t in tracks if t != CLEAN and (t != VIDEO or kind == "video")]
 
 
 def _save(bench: Benchmark) -> None:
@@ -327,11 +329,7 @@ def _load_cached(
         for i, src in enumerate(meta["sources"]):
             with np.load(folder / f"{i:03d}.npz") as z:
                 runs = tuple(tuple(r) for r in src["runs"])
-                coded = {  # as built: stills have no video track
-                    t: z[f"lr_{t}"]
-                    for t in tracks
-                    if t != CLEAN and (t != VIDEO or src["kind"] == "video")
-                }
+                coded = {t: z[f"lr_{t}"] for t in _coded_tracks(tracks, src["kind"])}
                 items.append(
                     BenchItem(src["name"], src["kind"], src["hash"], z["lr"], z["hr"], runs, coded)
                 )
