@@ -49,9 +49,8 @@ def upscale_file(job, model, engine: EngineConfig, height: int | None) -> dict[s
     from videoboost.mlops.tracking import load_generator
 
     logger = get_run_logger()
-    upscaler = upscaler_for(
-        model, engine, load_generator
-    )  # loaded once per process (the flow's, or a worker's)
+    # Loaded once per process (the flow's, or a worker's).
+    upscaler = upscaler_for(model, engine, load_generator)
     (outcome,) = upscale_jobs([job], upscaler, model_id=model.identity, height=height,
                               progress=False, log=logger.info)  # fmt: skip
     if not outcome.ok:

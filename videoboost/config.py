@@ -340,7 +340,8 @@ class TrainConfig(_Frozen):
         "float32",
         description="Training arithmetic: mixed_bfloat16 runs the trunk in bfloat16 on the "
         "host's matrix units (weights, the bicubic skip and the losses stay float32); auto picks "
-        "it where the CPU has AMX (avx512_bf16 alone measured no faster). The trained generator is float32 either way.",
+        "it where the CPU has AMX (avx512_bf16 alone measured no faster). The trained "
+        "generator is float32 either way.",
     )
     jit_compile: bool = Field(
         True,
