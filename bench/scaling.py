@@ -72,6 +72,8 @@ CANDIDATES: dict[str, str] = {
     "quality-48x8": "quality, wider",
     "quality-32x16": "quality, twice as deep",
     "quality-64x8": "quality, twice as wide",
+    "quality-32x8-dc8": "today's quality tier conditioned on a blind damage code, 8 wide",
+    "fast-32x3-dc8": "today's fast tier conditioned on a blind damage code, 8 wide",
 }
 DEFAULT_CANDIDATES = "fast-32x3,quality-32x8,fast-48x3,fast-48x4,quality-32x4,quality-48x4"
 SMOKE_CANDIDATES = "fast-32x3,quality-32x4"
@@ -80,14 +82,16 @@ CAVEAT_MARKS = (
     "has not decayed at a smaller mark, so a mark under-states a run of that budget "
     "(--separate-runs trains one run per budget)"
 )
-NAME = re.compile(r"^(fast|quality)-(\d+)x(\d+)$")
+# ``-dc<k>``: the generator scales its blocks by a k-wide blind estimate of the input's damage
+# (GeneratorConfig.damage_code), one of the study's levers on the clean/coded gap.
+NAME = re.compile(r"^(fast|quality)-(\d+)x(\d+)(?:-dc(\d+))?$")
 
 
 def parse_candidates(text: str) -> dict[str, GeneratorConfig]:
-    """``"fast-32x3,quality-48x4"`` -> name -> generator config (x4, one frame).
+    """``"fast-32x3,quality-48x4,quality-32x8-dc8"`` -> name -> generator config (x4, one frame).
 
     Raises:
-        ValueError: a name that is not ``<fast|quality>-<filters>x<blocks>``.
+        ValueError: a name that is not ``<fast|quality>-<filters>x<blocks>[-dc<k>]``.
     """
     out: dict[str, GeneratorConfig] = {}
     for name in (n.strip() for n in text.split(",")):
@@ -96,9 +100,12 @@ def parse_candidates(text: str) -> dict[str, GeneratorConfig]:
         m = NAME.match(name)
         if not m:
             known = ", ".join(CANDIDATES)
-            raise ValueError(f"candidate {name!r}: use <fast|quality>-<filters>x<blocks> ({known})")
+            raise ValueError(
+                f"candidate {name!r}: use <fast|quality>-<filters>x<blocks>[-dc<k>] ({known})"
+            )
         tier, filters, blocks = m.group(1), int(m.group(2)), int(m.group(3))
-        out[name] = GeneratorConfig(tier=tier, filters=filters, blocks=blocks)
+        code = int(m.group(4) or 0)
+        out[name] = GeneratorConfig(tier=tier, filters=filters, blocks=blocks, damage_code=code)
     if not out:
         raise ValueError("no candidate given")
     return out
@@ -240,6 +247,10 @@ def train_run(name: str, gen: GeneratorConfig, budgets: list[float], dataset: Pa
             result.generator.set_weights(taken.pop("weights"))
             curve.append({**taken, **score(result.generator, bench, args.threads)})
         result.generator.set_weights(final)  # the best epoch's weights, what the run returns
+        # Kept on disk so a study split over processes (--skip-speed) can be timed in one
+        # process later (--merge): frames/s are only comparable when measured side by side.
+        saved = folder / "final.keras"
+        result.generator.save(saved)
         curve.append({"mark": max(marks), "minutes": round(result.elapsed_s / 60, 2),
                       "steps": result.steps, "ended_by": result.ended_by,
                       **score(result.generator, bench, args.threads)})  # fmt: skip
@@ -248,6 +259,7 @@ def train_run(name: str, gen: GeneratorConfig, budgets: list[float], dataset: Pa
         "run": name,
         "params": int(result.generator.count_params()),
         "steps_per_s": round(statistics.median(steps_per_s), 2),
+        "generator_path": str(saved),
         "curve": curve,
     }
     return row, result.generator
@@ -467,6 +479,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replot", default=None, metavar="JSON",
                         help="only draw --plot from a study's JSON (no training)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--skip-speed", action="store_true",
+                        help="train and score only; time the candidates later with --merge "
+                        "(a study split over processes, one core each)")  # fmt: skip
+    parser.add_argument("--merge", default=None, metavar="JSON,JSON",
+                        help="join the JSON of --skip-speed studies, time every candidate in "
+                        "one process, then write the table, --out and --plot")  # fmt: skip
     args = parser.parse_args(argv)
     smoke_dir = Path(tempfile.gettempdir()) / "videoboost-scaling-smoke"
     defaults = {
@@ -494,7 +512,12 @@ def main(argv: list[str] | None = None) -> None:
         plot(json.loads(Path(args.replot).read_text()), Path(args.plot))
         print(f"wrote {args.plot}")
         return
-    from bench.train import print_table  # TensorFlow: here, so the helpers import light
+    if args.merge:
+        from videoboost.inference.engine import set_tf_threads
+
+        set_tf_threads(args.threads)
+        merge([Path(p) for p in args.merge.split(",") if p.strip()], args)
+        return
 
     candidates = parse_candidates(args.candidates)
     budgets = sorted(parse_floats(args.minutes))
@@ -528,17 +551,74 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             trained.setdefault(name, generator)
 
+    payload = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "host": the_host,
+        "smoke": args.smoke,
+        "budgets_min": budgets,
+        "separate_runs": args.separate_runs,
+        "caveat": None if args.separate_runs else CAVEAT_MARKS,
+        "datasets": datasets,
+        "benchmark_version": bench.version,
+        "tracks": list(bench.tracks),
+        "train_overrides": json.loads(args.train),
+        "threads": args.threads,
+        "rows": rows,
+    }
+    if args.skip_speed:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2))
+        print(f"\nwrote {out} (not timed: --skip-speed; time it with --merge)")
+        return
+    finish(payload, trained, args)
+
+
+def merge(paths: list[Path], args) -> None:
+    """Join the JSON of studies trained apart (``--skip-speed``), then time and report them as
+    one: the same host, benchmark and budgets are required, or the curves do not compare."""
+    from videoboost.mlops.generators import load_generator
+
+    parts = [json.loads(p.read_text()) for p in paths]
+    first = parts[0]
+    for key in ("benchmark_version", "budgets_min", "separate_runs"):
+        differ = {json.dumps(p[key]) for p in parts}
+        if len(differ) > 1:
+            raise SystemExit(f"--merge: the studies differ in {key}: {sorted(differ)}")
+    cpus = {p["host"]["cpu"] for p in parts}
+    if len(cpus) > 1:
+        raise SystemExit(f"--merge: the studies ran on different hosts: {sorted(cpus)}")
+    rows = [r for p in parts for r in p["rows"]]
+    trained = {}
+    for r in rows:
+        if r["candidate"] not in trained:
+            trained[r["candidate"]] = load_generator(r["generator_path"])[0]
+    payload = {**first, "rows": rows, "threads": args.threads,
+               "datasets": {k: v for p in parts for k, v in p["datasets"].items()},
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "merged_from": [str(p) for p in paths],
+               "train_threads": sorted({p["threads"] for p in parts})}  # fmt: skip
+    finish(payload, trained, args)
+
+
+def finish(payload: dict, trained: dict, args) -> None:
+    """Time every candidate side by side, print the tables, pick the tiers, write JSON and plot."""
+    from bench.train import print_table
+
+    rows, budgets, the_host = payload["rows"], payload["budgets_min"], payload["host"]
     print("\nmeasuring 720p frames/s under auto and tf-f32 ...", flush=True)
     speed = measure_speed(trained, args.threads, args.fps_runs)
     summary = summarise(rows, speed)
     picks = pick_tiers(summary, args.fps_tolerance)
-    tracks = list(bench.tracks)
+    tracks = payload["tracks"]
 
     where = f"host: {the_host['cpu']} ({the_host['kind']}, {the_host['cores']} cores)"
     mode = (
-        "one run per budget" if args.separate_runs else f"marks inside one {budgets[-1]:g}-min run"
+        "one run per budget"
+        if payload["separate_runs"]
+        else f"marks inside one {budgets[-1]:g}-min run"
     )
-    if not args.separate_runs:
+    if not payload["separate_runs"]:
         print(f"\nnote: {CAVEAT_MARKS}")
     for track, table in track_tables(rows, tracks, budgets).items():
         what = "mean over tracks" if track == "mean" else f"track {track}"
@@ -551,24 +631,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table(cols, summary)
     print(f"\nsuggested tiers: {json.dumps(picks)}")
 
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "host": the_host,
-        "load_avg_1min": round(os.getloadavg()[0], 2),
-        "smoke": args.smoke,
-        "budgets_min": budgets,
-        "separate_runs": args.separate_runs,
-        "caveat": None if args.separate_runs else CAVEAT_MARKS,
-        "datasets": datasets,
-        "benchmark_version": bench.version,
-        "tracks": tracks,
-        "train_overrides": json.loads(args.train),
-        "threads": args.threads,
-        "rows": rows,
-        "speed": speed,
-        "summary": summary,
-        "picks": picks,
-    }
+    payload.update(load_avg_1min=round(os.getloadavg()[0], 2), speed=speed, summary=summary,
+                   picks=picks)  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2))

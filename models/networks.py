@@ -71,20 +71,52 @@ def _generator_input(channels: int = 3) -> tuple[keras.KerasTensor, keras.KerasT
     return lr, keras.layers.Rescaling(1.0 / 255.0, name="to_unit", dtype="float32")(lr)
 
 
-def _fast_trunk(x0: keras.KerasTensor, cfg: GeneratorConfig) -> keras.KerasTensor:
+def _damage_code(x0: keras.KerasTensor, width: int) -> keras.KerasTensor:
+    """A blind estimate of how damaged the input is, ``(B, 1, 1, width)``, from its pixels alone.
+
+    A decoded PNG carries no codec metadata, so what the network is told about its input must
+    come from the pixels: two strided convs see blocking, ringing, noise and blur at LR and
+    2x-coarser scale, and a global average pools them into one code per image (per tile when
+    the engine tiles). Nothing labels it: training shapes the code into whatever tells the
+    blocks how hard to restore (a learned global descriptor, as in degradation-aware SR).
+    """
+    y = _prelu("damage_prelu0")(_conv(16, 3, name="damage_conv0", strides=2)(x0))
+    y = _prelu("damage_prelu1")(_conv(16, 3, name="damage_conv1", strides=2)(y))
+    y = keras.layers.GlobalAveragePooling2D(keepdims=True, name="damage_pool")(y)
+    return _prelu("damage_code_prelu")(keras.layers.Dense(width, name="damage_code")(y))
+
+
+def _modulate(x: keras.KerasTensor, code: keras.KerasTensor | None, name: str) -> keras.KerasTensor:
+    """Scale ``x``'s channels by a function of the damage code (FiLM, scale only). The scale
+    starts at exactly 1 (zero kernel, unit bias), so a conditioned generator starts as the
+    unconditioned one and can load its weights by layer name."""
+    if code is None:
+        return x
+    scale = keras.layers.Dense(x.shape[-1], kernel_initializer="zeros", bias_initializer="ones",
+                               name=f"{name}_scale")(code)  # fmt: skip
+    return keras.layers.Multiply(name=f"{name}_film")([x, scale])
+
+
+def _fast_trunk(
+    x0: keras.KerasTensor, cfg: GeneratorConfig, code: keras.KerasTensor | None = None
+) -> keras.KerasTensor:
     x = _prelu("prelu0")(_conv(cfg.filters, 3, name="conv0")(x0))
     for i in range(1, cfg.blocks + 1):
-        x = _prelu(f"prelu{i}")(_conv(cfg.filters, 3, name=f"conv{i}")(x))
+        x = _modulate(_prelu(f"prelu{i}")(_conv(cfg.filters, 3, name=f"conv{i}")(x)), code,
+                      f"conv{i}")  # fmt: skip
     return x
 
 
-def _quality_trunk(x0: keras.KerasTensor, cfg: GeneratorConfig) -> keras.KerasTensor:
+def _quality_trunk(
+    x0: keras.KerasTensor, cfg: GeneratorConfig, code: keras.KerasTensor | None = None
+) -> keras.KerasTensor:
     head = _conv(cfg.filters, 3, name="head")(x0)
     x = head
     for i in range(cfg.blocks):
         y = _conv(cfg.filters, 3, name=f"block{i}_conv1")(x)
         y = _prelu(f"block{i}_prelu")(y)
         y = _conv(cfg.filters, 3, name=f"block{i}_conv2")(y)
+        y = _modulate(y, code, f"block{i}")
         x = keras.layers.Add(name=f"block{i}_add")([x, y])
     x = _conv(cfg.filters, 3, name="trunk_out")(x)
     return keras.layers.Add(name="long_skip")([head, x])
@@ -111,7 +143,8 @@ def build_fast(cfg: GeneratorConfig) -> keras.Model:
         named ``videoboost_fast_x{s}``.
     """
     lr, x0 = _generator_input()
-    sr = _upsample_head(_fast_trunk(x0, cfg), x0, cfg.scale)
+    code = _damage_code(x0, cfg.damage_code) if cfg.damage_code else None
+    sr = _upsample_head(_fast_trunk(x0, cfg, code), x0, cfg.scale)
     return keras.Model(lr, sr, name=f"videoboost_fast_x{cfg.scale}")
 
 
@@ -121,17 +154,19 @@ def build_quality(cfg: GeneratorConfig) -> keras.Model:
     Layers: conv3x3 -> ``filters``; ``blocks`` x (conv3x3, PReLU, conv3x3, add);
     conv3x3 + long skip from the first conv; conv3x3 -> ``3 * s * s`` (zero init);
     PixelShuffle(s); + bicubic(input). About 172 k parameters at
-    ``filters=32, blocks=8, scale=4``.
+    ``filters=32, blocks=8, scale=4``. With ``damage_code`` > 0, each block's residual is
+    scaled per channel by a blind estimate of the input's damage (:func:`_damage_code`).
 
     Args:
-        cfg: Generator settings; uses ``scale``, ``filters`` and ``blocks``.
+        cfg: Generator settings; uses ``scale``, ``filters``, ``blocks`` and ``damage_code``.
 
     Returns:
         Model mapping ``(B, H, W, 3)`` in [0, 255] to ``(B, H*s, W*s, 3)`` in ~[0, 255],
         named ``videoboost_quality_x{s}``.
     """
     lr, x0 = _generator_input()
-    sr = _upsample_head(_quality_trunk(x0, cfg), x0, cfg.scale)
+    code = _damage_code(x0, cfg.damage_code) if cfg.damage_code else None
+    sr = _upsample_head(_quality_trunk(x0, cfg, code), x0, cfg.scale)
     return keras.Model(lr, sr, name=f"videoboost_quality_x{cfg.scale}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def test_candidates_parse_and_refuse_unknown_names():
         3,
     )
     assert (got["quality-48x4"].filters, got["quality-48x4"].blocks) == (48, 4)
+    assert got["quality-48x4"].damage_code == 0
+    coded = scaling.parse_candidates("quality-32x8-dc8")["quality-32x8-dc8"]
+    assert (coded.tier, coded.filters, coded.blocks, coded.damage_code) == ("quality", 32, 8, 8)
     with pytest.raises(ValueError, match="candidate"):
         scaling.parse_candidates("span-48x4")
 
@@ -68,3 +72,17 @@ def test_tables_picks_and_plot(tmp_path):
     png = tmp_path / "scaling.png"
     scaling.plot(payload, png)
     assert png.stat().st_size > 10_000
+
+
+def test_merge_refuses_studies_that_do_not_compare(tmp_path):
+    part = {"benchmark_version": "b1", "budgets_min": [5, 10], "separate_runs": False,
+            "host": {"cpu": "cpu A"}, "datasets": {}, "threads": 1, "rows": []}  # fmt: skip
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text(json.dumps(part))
+    b.write_text(json.dumps({**part, "budgets_min": [5, 20]}))
+    c.write_text(json.dumps({**part, "host": {"cpu": "cpu B"}}))
+    args = scaling.parse_args(["--merge", f"{a},{b}"])
+    with pytest.raises(SystemExit, match="budgets_min"):
+        scaling.merge([a, b], args)
+    with pytest.raises(SystemExit, match="different hosts"):
+        scaling.merge([a, c], args)

@@ -206,6 +206,11 @@ class GeneratorConfig(_Frozen):
         None, ge=1, description="fast: 3x3 convs between the first and the head; quality: "
         "residual blocks; default per tier (TIER_DEFAULTS)."
     )  # fmt: skip
+    damage_code: int = Field(
+        0, ge=0, le=64, description="fast/quality: width of a blind estimate of how damaged the "
+        "input is (a code pooled from the LR pixels alone) that scales every block's features; "
+        "0 (default) builds no estimator. A study candidate (bench/scaling.py), not a tier default."
+    )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod
@@ -230,6 +235,8 @@ class GeneratorConfig(_Frozen):
             raise ValueError("the video tier needs window >= 1 (k neighbours a side)")
         if self.tier != "video" and self.window:
             raise ValueError(f"the {self.tier} tier sees one frame; window applies to 'video'")
+        if self.tier == "video" and self.damage_code:
+            raise ValueError("damage_code applies to the single-frame tiers (fast, quality)")
         return self
 
 

@@ -141,3 +141,43 @@ def test_discriminator_outputs_patch_map_for_any_size() -> None:
         logits = np.asarray(disc(_frames(2, height, width)))
         assert logits.shape == (2, height // 4, width // 4, 1)
         assert np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("tier", ["fast", "quality"])
+def test_damage_code_starts_as_the_plain_generator_and_reads_the_pixels(
+    tier: str, tmp_path: Path
+) -> None:
+    plain = build_generator(GeneratorConfig(tier=tier, filters=8, blocks=2))
+    cond = build_generator(GeneratorConfig(tier=tier, filters=8, blocks=2, damage_code=4))
+    assert cond.count_params() > plain.count_params()
+    # Every plain layer is in the conditioned net under its name, so its weights load by name.
+    for layer in plain.layers:
+        cond.get_layer(layer.name).set_weights(layer.get_weights())
+    head = plain.get_layer("to_subpixels")
+    rng = np.random.default_rng(1)
+    moved = [rng.normal(0, 0.05, w.shape).astype("float32") for w in head.get_weights()]
+    head.set_weights(moved)
+    cond.get_layer("to_subpixels").set_weights(moved)
+    lr = _frames(2, 10, 14)
+    # The scales start at exactly 1: the conditioned net computes what the plain one does.
+    np.testing.assert_allclose(np.asarray(cond(lr)), np.asarray(plain(lr)), atol=1e-3)
+
+    # Once the scales move, the output depends on the whole input through the pooled code:
+    # a change far from a pixel changes it, which no 3x3 stack this shallow could do.
+    for layer in cond.layers:
+        if layer.name.endswith("_scale"):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([rng.normal(0, 0.5, kernel.shape).astype("float32"), bias])
+    far = lr.copy()
+    far[:, :, 10:] = 0.0
+    a, b = np.asarray(cond(lr)), np.asarray(cond(far))
+    assert np.abs(a[:, :4, :4] - b[:, :4, :4]).max() > 1e-3
+    path = tmp_path / "cond.keras"
+    cond.save(path)
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(path, compile=False)(lr)), a,
+                               atol=1e-4)  # fmt: skip
+
+
+def test_damage_code_belongs_to_the_single_frame_tiers() -> None:
+    with pytest.raises(ValueError, match="single-frame tiers"):
+        GeneratorConfig(tier="video", damage_code=4)
