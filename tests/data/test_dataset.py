@@ -223,3 +223,34 @@ def test_shipped_training_corpus_is_disjoint_from_the_benchmark_and_reserved_med
     assert len(files) >= 25  # a clip and photos: more than one look
     hashes = {source_hash(f) for f in files}
     assert not hashes & set(held_out) and not hashes & set(RESERVED_MEDIA)
+
+
+def test_a_prescaled_source_is_area_downscaled_before_use_as_hr(tmp_path, tiny_cfg):
+    from videoboost.data.dataset import dataset_version, prescale
+    from videoboost.data.frames import iter_video_frames
+    from videoboost.data.sources import source_hash
+
+    clip = write_clip(tmp_path / "a.avi", n=16)
+    cfg = tiny_cfg.model_copy(update={"prescale": {source_hash(clip): 0.5}, "window": 1})
+    info = build_validated_dataset([clip], tmp_path / "ds", cfg, progress=False)
+    assert info.validation["success"], info.validation  # windows prescaled like their centre
+    frames, rows = load_frames(info.path, "train")
+    decoded = {f.index: f.rgb for f in iter_video_frames(clip)}
+    for (lr, hr), row in zip(frames, rows.itertuples(), strict=True):
+        assert hr.shape == (48, 64, 3) and lr.shape == (12, 16, 3)
+        assert np.array_equal(hr, prescale(decoded[row.frame_index], 0.5))
+    assert info.version != dataset_version([source_hash(clip)], tiny_cfg.model_copy(
+        update={"window": 1}))  # fmt: skip
+
+
+def test_fields_added_later_keep_published_versions_at_their_defaults():
+    from videoboost.config import DatasetConfig, SamplingConfig
+    from videoboost.data.dataset import dataset_version
+
+    # The version of this config before `prescale` and `max_frames_per_clip` existed.
+    assert dataset_version(["ab", "cd"], DatasetConfig()) == "d3d52d66e0b2c819"
+    capped = DatasetConfig(sampling=SamplingConfig(max_frames_per_clip=60))
+    assert dataset_version(["ab", "cd"], capped) != "d3d52d66e0b2c819"
+    assert dataset_version(["ab", "cd"], DatasetConfig(prescale={"ab": 0.5})) != (
+        "d3d52d66e0b2c819"
+    )

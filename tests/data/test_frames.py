@@ -96,3 +96,26 @@ def test_truncated_video(tmp_path):
 def test_missing_path(tmp_path):
     with pytest.raises(SourceError, match="no such file"):
         list(iter_source(tmp_path / "nope.mp4"))
+
+
+def test_the_per_clip_cap_spreads_over_the_whole_clip(tmp_path):
+    import cv2
+
+    from videoboost.data.frames import sample_frames
+
+    clip = write_clip(tmp_path / "c.avi", n=30)
+    cfg = SamplingConfig(every=2, max_frames_per_clip=5, dedupe_threshold=0)
+    picked = [f.index for f in iter_source(clip, cfg)]
+    # One every-2 frame from the middle of each fifth of the clip, not its first five.
+    assert picked == [2, 8, 14, 20, 26]
+    # A clip under the cap keeps every k-th frame; an unknown length falls back to the first.
+    short = SamplingConfig(every=2, max_frames_per_clip=20, dedupe_threshold=0)
+    assert [f.index for f in iter_source(clip, short)] == list(range(0, 30, 2))
+    unknown = [f.index for f in sample_frames(iter_video_frames(clip), cfg)]
+    assert unknown == [0, 2, 4, 6, 8]
+    # Stills are distinct photos: the per-clip cap is not theirs.
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for i, f in enumerate(moving_frames(7)):
+        cv2.imwrite(str(folder / f"{i}.png"), f)
+    assert len(list(iter_source(folder, cfg))) == 7

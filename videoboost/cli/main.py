@@ -19,13 +19,27 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+# The corpus's default cap of frames per video: its clips run from 41 to 1323 frames beside 197
+# stills, and about 60 frames spread over a clip cover its scenes without letting it swamp them.
+CORPUS_CLIP_FRAMES = 60
+
+
+def _add_dataset_options(p: argparse.ArgumentParser, clip_frames: int | None = None) -> None:
     p.add_argument("--scale", type=int, default=4, choices=[2, 3, 4, 5])
     p.add_argument(
         "--min-side", type=int, default=32, help="skip frames whose LR side is shorter (px)"
     )
     p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
-    p.add_argument("--max-frames", type=int, default=None, help="cap of frames per source")
+    p.add_argument(
+        "--max-frames", type=int, default=None, help="cap of frames per source (its first ones)"
+    )
+    p.add_argument(
+        "--max-frames-per-clip",
+        type=int,
+        default=clip_frames,
+        help="cap of frames per video, spread evenly over its length (of the every-k frames)"
+        + (f"; default {clip_frames}, 0 = no cap" if clip_frames else "; default: no cap"),
+    )
     p.add_argument(
         "--dedupe", type=float, default=1.0, help="near-duplicate threshold (0 = keep all)"
     )
@@ -72,7 +86,10 @@ def dataset_config_from_args(args: argparse.Namespace):
             seed=args.seed,
         ),
         sampling=SamplingConfig(
-            every=args.every, max_frames=args.max_frames, dedupe_threshold=args.dedupe
+            every=args.every,
+            max_frames=args.max_frames,
+            max_frames_per_clip=getattr(args, "max_frames_per_clip", None) or None,
+            dedupe_threshold=args.dedupe,
         ),
         min_lr_side=args.min_side,
         window=getattr(args, "window", 0),
@@ -98,11 +115,16 @@ def print_dataset(info) -> None:
         if load_config(info.path).window:
             print(f"  windows: {load_config(info.path).window} neighbour(s) a side per frame "
                   "(video tier)")  # fmt: skip
+    prescale: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        prescale = load_config(info.path).prescale
     for s in info.sources:
         if s.skipped:
             print(f"  SKIPPED {s.path}: {s.skipped}", file=sys.stderr)
         else:
-            print(f"  source {s.path}: {s.frames_used} frames (split: {s.split})")
+            factor = prescale.get(s.content_hash)
+            scaled = f", prescaled x{factor:g}" if factor else ""
+            print(f"  source {s.path}: {s.frames_used} frames (split: {s.split}{scaled})")
     if info.validation:
         ok = "passed" if info.validation["success"] else "FAILED"
         print(f"  validation {ok}; report: {info.docs}")
@@ -125,9 +147,11 @@ def cmd_corpus_build(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(corpus.counts().items()))
     print(f"corpus {corpus.name} v{corpus.version} ({counts}); manifest sha256 "
           f"{corpus.manifest_sha256[:16]}, every file checked")  # fmt: skip
-    info = build_validated_dataset(
-        dataset_sources(corpus), args.out, dataset_config_from_args(args)
-    )
+    cfg = dataset_config_from_args(args)
+    # The manifest's per-clip prescale factors (heavily compressed clips) go into the config,
+    # so they are part of the dataset's version.
+    cfg = cfg.model_validate({**cfg.model_dump(), "prescale": corpus.prescale()})
+    info = build_validated_dataset(dataset_sources(corpus), args.out, cfg)
     print_dataset(info)
     return 0
 
@@ -288,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     cb = c.add_parser("build", help="check the manifest's files, build a validated dataset")
     cb.add_argument("--out", required=True, help="dataset folder (written atomically)")
     cb.add_argument("--manifest", default=None, help="default: data/base/manifest.json")
-    _add_dataset_options(cb)
+    _add_dataset_options(cb, clip_frames=CORPUS_CLIP_FRAMES)
     cb.set_defaults(func=cmd_corpus_build)
 
     bs = sub.add_parser("base", help="base generators shipped in models/base/").add_subparsers(

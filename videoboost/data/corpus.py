@@ -6,6 +6,10 @@ the package states them, its size and its SHA-256 (``scripts/corpus_fetch.py`` r
 files from Debian's packages). :func:`load_corpus` reads and checks it; ``videoboost corpus
 build`` turns it into a training dataset.
 
+A video entry may carry ``prescale`` (a factor below 1): the builder area-downscales its frames
+by it before using them as HR, for heavily compressed clips whose codec artefacts would
+otherwise be learnt (:meth:`Corpus.prescale`).
+
 Reserved media never enter: OpenCV's, scikit-image's and matplotlib's sample media are kept for
 independent evaluation, and the project's own benchmark footage is refused by content hash
 (:func:`videoboost.data.sources.held_out_hashes`).
@@ -36,6 +40,7 @@ class CorpusFile:
     package_version: str
     licence: str
     sha256: str
+    prescale: float = 1.0  # area-downscale factor before use as HR (videos only)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class Corpus:
 
     def paths(self) -> list[Path]:
         return [f.path for f in self.files]
+
+    def prescale(self) -> dict[str, float]:
+        """Content hash -> prescale factor of the files that have one: DatasetConfig.prescale."""
+        return {f.sha256: f.prescale for f in self.files if f.prescale < 1}
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -93,6 +102,13 @@ def load_corpus(manifest: str | Path = MANIFEST, *, verify: bool = True) -> Corp
             problems.append(f"entry {i} ({entry.get('file', '?')}) lacks {', '.join(missing)}")
             continue
         path = (manifest.parent / entry["file"]).resolve()
+        factor = entry.get("prescale", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
+            problems.append(f"{entry['file']}: prescale must be a number in (0, 1]")
+            factor = 1.0
+        elif factor < 1 and entry["kind"] != "video":
+            # Stills are built as one source per folder: a factor could not apply to one image.
+            problems.append(f"{entry['file']}: prescale applies to videos only")
         if reserved_package(entry["package"]):
             problems.append(f"{entry['file']} is from {entry['package']}, reserved for evaluation")
         if verify:
@@ -112,6 +128,7 @@ def load_corpus(manifest: str | Path = MANIFEST, *, verify: bool = True) -> Corp
                 entry["package_version"],
                 entry["licence"],
                 entry["sha256"],
+                float(factor),
             )
         )
     if not files and not problems:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -81,8 +82,15 @@ __all__ = [
 
 def dataset_version(source_hashes: Sequence[str], cfg: DatasetConfig) -> str:
     """Version = hash of (format, sorted source hashes, config). Paths do not matter, content does."""
+    config = cfg.model_dump()
+    # Fields added later are left out at their defaults, so that published datasets (and the
+    # model cards naming them) keep their versions.
+    if config["sampling"]["max_frames_per_clip"] is None:
+        del config["sampling"]["max_frames_per_clip"]
+    if not config["prescale"]:
+        del config["prescale"]
     payload = json.dumps(
-        {"format": FORMAT_VERSION, "sources": sorted(source_hashes), "config": cfg.model_dump()},
+        {"format": FORMAT_VERSION, "sources": sorted(source_hashes), "config": config},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -123,6 +131,17 @@ def _held_out_reason(path: Path, held_out: dict[str, str]) -> str:
                 "evaluation; leave it out of the training sources"
             )
     return ""
+
+
+def prescale(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """A frame area-downscaled by ``factor`` (<= 1; 1 returns it as it is). Averaging blocks
+    of pixels evens out a heavy codec's blocking and ringing, so what is left is a fair HR
+    target (DatasetConfig.prescale)."""
+    if factor >= 1:
+        return rgb
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _kind(path: Path) -> str:
@@ -248,6 +267,8 @@ def build_dataset(
                 raise SourceError(reason)
             report.content_hash = source_hash(path)
             h, w = _frame_size(path)  # fails fast on corrupt/non-video files
+            factor = cfg.prescale.get(report.content_hash, 1.0)
+            h, w = round(h * factor), round(w * factor)
             need = cfg.min_lr_side * cfg.scale
             if min(h, w) < need and report.kind != "images":
                 raise SourceError(
@@ -354,8 +375,13 @@ def _write(
                 stream = video_windows(path, cfg.sampling, cfg.window, zone)
             else:
                 stream = ((f, None, None) for f in iter_source(path, cfg.sampling))
+            factor = cfg.prescale.get(report.content_hash, 1.0)
             for frame, neighbours, used in stream:
                 bar.update(1)
+                if factor < 1:
+                    frame = Frame(frame.index, prescale(frame.rgb, factor))
+                    if neighbours is not None:
+                        neighbours = {d: prescale(n, factor) for d, n in neighbours.items()}
                 if report.split == "time":
                     if boundary - gap <= frame.index < boundary:
                         continue

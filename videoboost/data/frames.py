@@ -99,12 +99,35 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def sample_frames(frames: Iterator[Frame], sampling: SamplingConfig) -> Iterator[Frame]:
-    """Apply every-k, near-duplicate skipping and the per-source cap, lazily."""
+def clip_picks(total: int, sampling: SamplingConfig) -> set[int] | None:
+    """Indices a video of ``total`` frames keeps under ``sampling.max_frames_per_clip``: that
+    many of its every-k frames, one from the middle of each of as many equal parts of it, so
+    a long clip gives frames from all of its length, not from its opening. None when no cap
+    is set or the clip is short enough."""
+    cap = sampling.max_frames_per_clip
+    candidates = range(0, total, sampling.every)
+    if cap is None or len(candidates) <= cap:
+        return None
+    n = len(candidates)
+    return {candidates[(2 * k + 1) * n // (2 * cap)] for k in range(cap)}
+
+
+def sample_frames(
+    frames: Iterator[Frame], sampling: SamplingConfig, total: int = 0
+) -> Iterator[Frame]:
+    """Apply every-k (or, for a video of ``total`` frames, the per-clip picks), near-duplicate
+    skipping and the caps, lazily. Without ``total`` (an unknown frame count) the per-clip cap
+    still holds, on the first frames, like ``max_frames``."""
+    picks = clip_picks(total, sampling)
+    caps = [c for c in (sampling.max_frames, sampling.max_frames_per_clip) if c is not None]
+    limit = min(caps, default=None)
     kept = 0
     last: np.ndarray | None = None
     for frame in frames:
-        if frame.index % sampling.every:
+        if picks is not None:
+            if frame.index not in picks:
+                continue
+        elif frame.index % sampling.every:
             continue
         if sampling.dedupe_threshold > 0:
             thumb = _thumb(frame.rgb)
@@ -117,7 +140,7 @@ def sample_frames(frames: Iterator[Frame], sampling: SamplingConfig) -> Iterator
             last = thumb
         yield frame
         kept += 1
-        if sampling.max_frames is not None and kept >= sampling.max_frames:
+        if limit is not None and kept >= limit:
             return
 
 
@@ -182,4 +205,5 @@ def iter_source(path: str | Path, sampling: SamplingConfig | None = None) -> Ite
             max_frames=sampling.max_frames, dedupe_threshold=0))  # fmt: skip
     if is_image(path):
         return iter([Frame(0, read_image(path))])
-    return sample_frames(iter_video_frames(path), sampling)
+    total = read_video_info(path).frame_count if sampling.max_frames_per_clip else 0
+    return sample_frames(iter_video_frames(path), sampling, total)
