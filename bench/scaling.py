@@ -240,7 +240,12 @@ def train_run(name: str, gen: GeneratorConfig, budgets: list[float], dataset: Pa
         cb = mark_callback([m for m in marks if m < max(marks)])
         sub = folder / f"{max(marks):g}min"
         print(f"training {name} for {max(marks):g} min ...", flush=True)
-        result = train(dataset, cfg, sub, callbacks=[cb], progress=not args.quiet)
+        init = None
+        if args.init:  # a fresh copy per run: warm_start copies weights, never shares them
+            from videoboost.mlops.generators import load_generator
+
+            init = load_generator(args.init)[0]
+        result = train(dataset, cfg, sub, callbacks=[cb], progress=not args.quiet, init=init)
         steps_per_s.append(result.steps / max(result.elapsed_s, 1e-9))
         final = result.generator.get_weights()
         for taken in cb.taken:
@@ -479,6 +484,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replot", default=None, metavar="JSON",
                         help="only draw --plot from a study's JSON (no training)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--init", default=None, metavar="MODEL.keras",
+                        help="warm-start every candidate from this generator (same tier and "
+                        "size), e.g. a shipped base, to compare data for fine-tuning")  # fmt: skip
     parser.add_argument("--skip-speed", action="store_true",
                         help="train and score only; time the candidates later with --merge "
                         "(a study split over processes, one core each)")  # fmt: skip
@@ -563,6 +571,7 @@ def main(argv: list[str] | None = None) -> None:
         "tracks": list(bench.tracks),
         "train_overrides": json.loads(args.train),
         "threads": args.threads,
+        "init": args.init,
         "rows": rows,
     }
     if args.skip_speed:
