@@ -235,16 +235,16 @@ def train_run(name: str, gen: GeneratorConfig, budgets: list[float], dataset: Pa
     curve: list[dict] = []
     runs = [[b] for b in budgets] if args.separate_runs else [budgets]
     steps_per_s = []
+    init = None  # warm_start copies its weights into each run's own generator
+    if args.init:
+        from videoboost.mlops.generators import load_generator
+
+        init = load_generator(args.init)[0]
     for marks in runs:
         cfg = train_config(gen, max(marks), args)
         cb = mark_callback([m for m in marks if m < max(marks)])
         sub = folder / f"{max(marks):g}min"
         print(f"training {name} for {max(marks):g} min ...", flush=True)
-        init = None
-        if args.init:  # a fresh copy per run: warm_start copies weights, never shares them
-            from videoboost.mlops.generators import load_generator
-
-            init = load_generator(args.init)[0]
         result = train(dataset, cfg, sub, callbacks=[cb], progress=not args.quiet, init=init)
         steps_per_s.append(result.steps / max(result.elapsed_s, 1e-9))
         final = result.generator.get_weights()
@@ -590,8 +590,8 @@ def merge(paths: list[Path], args) -> None:
 
     parts = [json.loads(p.read_text()) for p in paths]
     first = parts[0]
-    for key in ("benchmark_version", "budgets_min", "separate_runs"):
-        differ = {json.dumps(p[key]) for p in parts}
+    for key in ("benchmark_version", "budgets_min", "separate_runs", "init"):
+        differ = {json.dumps(p.get(key)) for p in parts}
         if len(differ) > 1:
             raise SystemExit(f"--merge: the studies differ in {key}: {sorted(differ)}")
     cpus = {p["host"]["cpu"] for p in parts}

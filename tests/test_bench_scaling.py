@@ -86,3 +86,7 @@ def test_merge_refuses_studies_that_do_not_compare(tmp_path):
         scaling.merge([a, b], args)
     with pytest.raises(SystemExit, match="different hosts"):
         scaling.merge([a, c], args)
+    d = tmp_path / "d.json"
+    d.write_text(json.dumps({**part, "init": "models/base/quality-x4.keras"}))
+    with pytest.raises(SystemExit, match="init"):
+        scaling.merge([a, d], args)
