@@ -112,6 +112,12 @@ def clip_picks(total: int, sampling: SamplingConfig) -> set[int] | None:
     return {candidates[(2 * k + 1) * n // (2 * cap)] for k in range(cap)}
 
 
+def clip_length(path: str | Path, sampling: SamplingConfig) -> int:
+    """The frame count :func:`sample_frames` needs to spread a per-clip cap over a video, or 0
+    when no cap is set (reading the container's header is then not worth it)."""
+    return read_video_info(path).frame_count if sampling.max_frames_per_clip else 0
+
+
 def sample_frames(
     frames: Iterator[Frame], sampling: SamplingConfig, total: int = 0
 ) -> Iterator[Frame]:
@@ -205,5 +211,4 @@ def iter_source(path: str | Path, sampling: SamplingConfig | None = None) -> Ite
             max_frames=sampling.max_frames, dedupe_threshold=0))  # fmt: skip
     if is_image(path):
         return iter([Frame(0, read_image(path))])
-    total = read_video_info(path).frame_count if sampling.max_frames_per_clip else 0
-    return sample_frames(iter_video_frames(path), sampling, total)
+    return sample_frames(iter_video_frames(path), sampling, clip_length(path, sampling))

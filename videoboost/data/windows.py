@@ -37,7 +37,7 @@ from videoboost.data.degrade import (
     h264_roundtrip,
     sample_recipe,
 )
-from videoboost.data.frames import Frame, iter_video_frames, read_video_info, sample_frames
+from videoboost.data.frames import Frame, clip_length, iter_video_frames, sample_frames
 
 __all__ = [
     "degrade_window",
@@ -121,8 +121,7 @@ def video_windows(
                 yield queue.popleft()
         yield from queue
 
-    total = read_video_info(path).frame_count if sampling.max_frames_per_clip else 0
-    for frame in sample_frames(tap(), sampling, total):
+    for frame in sample_frames(tap(), sampling, clip_length(path, sampling)):
         i = frame.index
         for old in [j for j in held if j < i - k]:
             del held[old], cut_before[old]
